@@ -1,0 +1,101 @@
+# bizprobe build: BPF CO-RE object -> skeleton -> userspace objects -> build/bizprobe.
+# `make V=1` prints the commands.
+
+OUT := build
+BPF_CLANG ?= clang
+CC ?= cc
+BPFTOOL ?= bpftool
+ARCH := x86
+
+ifeq ($(V),1)
+Q :=
+msg =
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+PKGS := libbpf libelf zlib libmicrohttpd json-c libcrypto
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+	-Iinclude -I$(OUT)/include $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude -Ibpf \
+	-Wall -Werror -Wno-unused-function
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUT)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(OUT)/include/%.skel.h,$(BPF_SRCS))
+
+# Every stage's sources; src/cli/ holds main() and is linked only into the executable.
+LIB_SRCS := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+CLI_SRCS := $(wildcard src/cli/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(OUT)/obj/%.o,$(LIB_SRCS))
+CLI_OBJS := $(patsubst src/%.c,$(OUT)/obj/%.o,$(CLI_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+
+.PHONY: all clean deps test unit-tests demo vmtest bench format vmlinux
+
+all: $(OUT)/bizprobe
+
+$(OUT)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/bizprobe/capture_event.h vmlinux/$(ARCH)/vmlinux.h
+	$(call msg,BPF,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/include/%.skel.h: $(OUT)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# Userspace objects depend on the skeletons so that a BPF change rebuilds the loader.
+$(OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcard src/*/*.h)
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/libbizprobe.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(OUT)/bizprobe: $(CLI_OBJS) $(OUT)/libbizprobe.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/tests/%: tests/unit/%.c $(OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(OUT)/libbizprobe.a $(LDLIBS) -lcmocka -o $@
+
+unit-tests: $(UNIT_BINS)
+
+deps:
+	scripts/deps.sh
+
+# The whole suite: unit, integration with real traced programs, end to end, VM kernel matrix.
+test: all unit-tests
+	scripts/run-tests.sh
+
+demo: deps all
+	scripts/demo.sh
+
+vmtest: all
+	scripts/vmtest.sh
+
+bench: all
+	bench/run.sh
+
+vmlinux:
+	scripts/gen-vmlinux.sh
+
+format:
+	clang-format -i $(wildcard bpf/*.c bpf/*.h src/*/*.c src/*/*.h include/bizprobe/*.h tests/unit/*.c)
+
+clean:
+	rm -rf $(OUT)
+
+.DELETE_ON_ERROR:
+.SECONDARY:

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Output of the HTTP stage (src/http/), input of the semantics stage (src/semantics/) and of the
+ * live `trace` view: one complete HTTP/1.1 request/response exchange of a traced process.
+ */
+#ifndef BIZPROBE_HTTP_EXCHANGE_H
+#define BIZPROBE_HTTP_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bizprobe/capture.h"
+
+/* Headers kept per message; more are counted (headers_truncated) and skipped. */
+#define HTTP_MAX_HEADERS 64
+
+enum http_role {
+	HTTP_ROLE_CLIENT = 0, /* the traced process sent the request */
+	HTTP_ROLE_SERVER = 1, /* the traced process received the request */
+};
+
+struct http_header {
+	const char *name; /* as sent; compare case-insensitively */
+	const char *value;
+};
+
+struct http_message {
+	struct http_header headers[HTTP_MAX_HEADERS];
+	unsigned n_headers;
+	bool headers_truncated;	 /* more headers than HTTP_MAX_HEADERS, or header bytes over cap */
+	const uint8_t *body;	 /* decoded body (de-chunked, inflated), NUL-terminated, <= body_cap */
+	size_t body_len;	 /* bytes at body */
+	uint64_t wire_body_bytes; /* body bytes after de-chunking, before inflating, never capped */
+	bool body_truncated;	 /* body (or its inflated form) exceeded the cap, or bytes were lost */
+	uint64_t first_ts_ns;	 /* first byte seen */
+	uint64_t last_ts_ns;	 /* last byte seen */
+};
+
+struct http_exchange {
+	struct conn_ref conn;
+	enum http_role role;
+	char method[16];
+	const char *target; /* request-target as sent, query included */
+	const char *path;   /* target without query string or fragment */
+	const char *query;  /* after '?', "" when absent */
+	const char *host;   /* Host header, "" when absent */
+	int status;	    /* final (non-1xx) status code */
+	struct http_message req;
+	struct http_message resp;
+	uint64_t duration_ns; /* request's first byte to response's last */
+	bool truncated;	      /* any part of either message was truncated or lost */
+};
+
+/* Case-insensitive header lookup; NULL when absent. */
+const char *http_message_header(const struct http_message *msg, const char *name);
+
+struct http_tracker_config {
+	size_t body_cap;      /* bytes of body kept per message (default 64 KiB) */
+	size_t header_cap;    /* bytes of start line + headers kept per message (default 16 KiB) */
+	unsigned max_conns;   /* connections tracked at once; the oldest idle one is evicted */
+	unsigned max_pipelined; /* requests awaiting a response per connection */
+};
+
+struct http_tracker_stats {
+	uint64_t exchanges;	 /* exchanges delivered */
+	uint64_t exchanges_client;
+	uint64_t exchanges_server;
+	uint64_t parse_errors;	 /* streams abandoned because the bytes were not HTTP/1.x */
+	uint64_t truncated;	 /* exchanges delivered with truncated = true */
+	uint64_t incomplete;	 /* messages cut off by close or eviction */
+	uint64_t evicted;	 /* connections dropped because max_conns was reached */
+	uint64_t unmatched;	 /* responses without a request (attached mid-exchange) */
+};
+
+/* Called once per completed exchange; the exchange and everything it points to is valid only
+ * during the call. */
+typedef void (*http_exchange_cb)(const struct http_exchange *ex, void *ctx);
+
+struct http_tracker;
+
+/* cfg may be NULL for defaults. Returns NULL on allocation failure. */
+struct http_tracker *http_tracker_new(const struct http_tracker_config *cfg, http_exchange_cb cb,
+				      void *ctx);
+void http_tracker_free(struct http_tracker *t);
+
+/* Feeds one chunk of one connection's stream, in order. Returns 0 or a negative errno. */
+int http_tracker_feed(struct http_tracker *t, const struct capture_chunk *chunk);
+
+/* The connection ended: messages delimited by end of stream complete, others count incomplete. */
+void http_tracker_close(struct http_tracker *t, const struct conn_ref *conn, uint64_t ts_ns);
+
+/* A process exited: forget all its connections (as if each were closed). */
+void http_tracker_forget_pid(struct http_tracker *t, uint32_t pid);
+
+void http_tracker_get_stats(const struct http_tracker *t, struct http_tracker_stats *out);
+
+#endif

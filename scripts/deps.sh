@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every build, test and demo dependency from Debian's packages (and the demo's npm lockfile).
+# Idempotent: packages already present are not fetched again, so a second run costs a few seconds.
+set -euo pipefail
+
+BUILD_PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjson-c-dev)
+TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps)
+VM_PKGS=(qemu-system-x86 busybox-static cpio)
+BENCH_PKGS=(wrk bpftrace linux-perf)
+
+want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}" "${BENCH_PKGS[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+	# node may come from outside Debian on a developer machine; an existing binary is enough.
+	case "$p" in
+	nodejs) command -v node >/dev/null && continue ;;
+	npm) command -v npm >/dev/null && continue ;;
+	python3) command -v python3 >/dev/null && continue ;;
+	esac
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+	echo "deps: all Debian packages present"
+fi
+
+# tracefs is where uprobe and tracepoint events live; some machines do not mount it.
+if [ ! -d /sys/kernel/tracing/events ]; then
+	mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+fi
