@@ -61,10 +61,12 @@ struct bp_event {
 	__u8 source;	  /* enum bp_conn_source */
 	__u8 role_hint;	  /* enum bp_role_hint */
 	__u8 pad0;
+	__u32 lost_before; /* bytes of this stream lost just before this record (ring full, read fault) */
+	__u32 pad1;
 	char comm[BP_COMM_LEN];
 	/* payload follows: copied bytes */
 };
-_Static_assert(sizeof(struct bp_event) == 64, "bp_event layout is shared with BPF; keep it packed");
+_Static_assert(sizeof(struct bp_event) == 72, "bp_event layout is shared with BPF; keep it packed");
 
 /* Key of the per-CPU statistics array (BPF map "stats"); exported as bizprobe_capture_* metrics. */
 enum bp_stat {

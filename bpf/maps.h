@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* Maps shared by every bizprobe program. Each size is a default the loader may override before
+ * load (bpf_map__set_max_entries); the comment says what one entry costs. */
+#ifndef BIZPROBE_BPF_MAPS_H
+#define BIZPROBE_BPF_MAPS_H
+
+#include "bizprobe/capture_event.h"
+
+#define MAX_TARGETS 4096     /* traced processes: 4 B key + 1 B value */
+#define MAX_TARGET_EXES 256  /* executables whose new processes are traced: 16 B key + 4 B */
+#define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 24 B value */
+#define MAX_INFLIGHT 16384   /* threads inside a traced read/write call: 8 B key + 32 B value */
+#define RINGBUF_BYTES (16u << 20) /* records in flight to userspace; power of two */
+
+/* tgid -> 1: the processes the loader selected. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+/* Executable identity as the kernel sees it (s_dev in kernel encoding, i_ino). */
+struct exe_key {
+	__u64 dev;
+	__u64 ino;
+};
+
+enum exe_flags {
+	EXE_TRACE = 1,	/* trace new processes of this executable at exec, before they run */
+	EXE_NOTIFY = 2, /* only tell userspace (a --pid target's restart candidate) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TARGET_EXES);
+	__type(key, struct exe_key);
+	__type(value, __u32);
+} target_exes SEC(".maps");
+
+enum conn_kind_state {
+	CONN_SNIFFING = 0,   /* no verdict yet on what the connection carries */
+	CONN_HTTP = 1,	     /* HTTP/1.x: every byte goes to userspace */
+	CONN_IGNORED = 2,    /* TLS records, other protocols: nothing more is copied */
+	CONN_NOT_SOCKET = 3, /* a file or pipe fd: remembered so the check runs once */
+};
+
+struct conn_key {
+	__u32 tgid;
+	__u32 source; /* enum bp_conn_source */
+	__u64 id;     /* fd or SSL* */
+};
+
+struct conn_state {
+	__u64 generation;
+	__u32 lost_pending; /* bytes lost since the last record of this connection */
+	__u8 state;	    /* enum conn_kind_state */
+	__u8 role_hint;	    /* enum bp_role_hint */
+	__u8 sniffs_left;   /* chunks that may still prove the connection is HTTP */
+	__u8 pad[5];
+};
+
+/* LRU: connections whose end we never see (process killed between calls) age out instead of
+ * filling the map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+enum call_kind {
+	CALL_BUF = 0, /* (buf, len) */
+	CALL_IOV = 1, /* (struct iovec *, iovcnt) */
+	CALL_MSG = 2, /* (struct user_msghdr *) */
+};
+
+/* Arguments stashed at entry, consumed at return. */
+struct call_args {
+	__u64 conn_id;
+	__u64 buf;	/* buffer, iovec array or msghdr */
+	__u64 extra;	/* iovcnt, or SSL_read_ex's size_t *readbytes */
+	__u32 kind;	/* enum call_kind */
+	__u32 pad;
+};
+
+/* Syscalls and SSL calls get separate maps: SSL_read calls read(2) on the same thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct call_args);
+} sock_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u64);
+	__type(value, struct call_args);
+} ssl_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BP_STAT__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* Where the bytes of one call are: a single buffer, or an iovec array walked one entry at a time. */
+struct span_cursor {
+	__u64 base;	 /* current buffer */
+	__u64 left;	 /* bytes left in the current buffer */
+	__u64 iov;	 /* next struct iovec to read */
+	__u64 iovs_left; /* iovecs not yet read */
+	__u64 total;	 /* bytes the call moved that are not yet emitted */
+	struct conn_key key;
+	__u32 budget; /* bytes this call may still copy */
+	__u32 dir;
+};
+
+/* A record is assembled here before bpf_ringbuf_output: reserving BP_CHUNK_BYTES per record
+ * would waste the ring on small reads, and reserve needs a constant size. The cursor of the call
+ * being emitted lives beside it (per CPU; BPF programs are not preempted by each other). */
+struct scratch_record {
+	struct span_cursor cur;
+	struct bp_event ev;
+	__u8 data[BP_CHUNK_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_record);
+} scratch SEC(".maps");
+
+static __always_inline void stat_inc(__u32 key, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &key);
+
+	if (v)
+		*v += n; /* per-CPU: no atomics needed */
+}
+
+#endif

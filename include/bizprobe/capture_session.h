@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The capture stage's driver (src/capture/): loads and attaches the BPF programs, selects the
+ * processes to trace, and turns ring-buffer records into ordered capture_chunk calls.
+ */
+#ifndef BIZPROBE_CAPTURE_SESSION_H
+#define BIZPROBE_CAPTURE_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bizprobe/capture.h"
+
+#define CAPTURE_MAX_PIDS 64
+#define CAPTURE_MAX_EXES 16
+
+struct capture_config {
+	uint32_t pids[CAPTURE_MAX_PIDS]; /* --pid, repeatable */
+	size_t n_pids;
+	const char *exes[CAPTURE_MAX_EXES]; /* --exe: every process running that file */
+	size_t n_exes;
+	uint32_t max_copy_bytes; /* per read/write call; 0 = default (256 KiB) */
+	uint32_t ringbuf_bytes;	 /* 0 = default (16 MiB); rounded up to a power of two */
+	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
+	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
+};
+
+struct capture_callbacks {
+	void (*on_chunk)(const struct capture_chunk *chunk, void *ctx);
+	void (*on_close)(const struct conn_ref *conn, uint64_t ts_ns, void *ctx);
+	void (*on_exit)(uint32_t pid, void *ctx); /* a traced process ended */
+	void *ctx;
+};
+
+struct capture_stats {
+	uint64_t kernel[BP_STAT__COUNT]; /* summed over CPUs; see enum bp_stat */
+	uint64_t records;		 /* ring-buffer records consumed */
+	uint64_t bytes;			 /* payload bytes consumed */
+	uint64_t lost_bytes;		 /* gaps reported by the kernel */
+	uint32_t traced_processes;
+	uint32_t tls_files;	 /* files (inodes) with OpenSSL uprobes attached */
+	uint64_t attach_errors;
+};
+
+struct capture_session;
+
+/* Returns NULL and writes a message to err when the kernel lacks a feature, privileges are
+ * missing, or a --pid/--exe cannot be found. */
+struct capture_session *capture_session_new(const struct capture_config *cfg,
+					    const struct capture_callbacks *cb, char *err,
+					    size_t err_len);
+/* Waits up to timeout_ms for records and dispatches them. Returns records handled, or a
+ * negative errno (-EINTR when a signal arrived). */
+int capture_session_poll(struct capture_session *s, int timeout_ms);
+void capture_session_get_stats(struct capture_session *s, struct capture_stats *out);
+/* Detaches everything. NULL is fine. */
+void capture_session_free(struct capture_session *s);
+
+#endif

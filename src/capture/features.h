@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* What the running kernel and our privileges allow, probed at start instead of version checks. */
+#ifndef BIZPROBE_CAPTURE_FEATURES_H
+#define BIZPROBE_CAPTURE_FEATURES_H
+
+#include <stddef.h>
+
+struct bizprobe_bpf;
+
+/* 0, or -errno with a message naming what is missing (BTF, ring buffer, a capability). */
+int features_check(char *err, size_t err_len);
+
+/* Turns off programs whose tracepoint this kernel does not have; says so on stderr. */
+void features_disable_missing(struct bizprobe_bpf *skel);
+
+/* The capabilities bizprobe needs, for the README and the error messages. */
+extern const char features_required_caps[];
+
+#endif

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading /proc: process identity, executable mappings, the list of processes. */
+#ifndef BIZPROBE_CAPTURE_PROC_H
+#define BIZPROBE_CAPTURE_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* (dev, ino) of a file, dev in the kernel's internal encoding (what BPF reads from s_dev). */
+struct file_id {
+	uint64_t dev;
+	uint64_t ino;
+};
+
+int proc_file_id(const char *path, struct file_id *out);
+/* The executable of pid, as the file itself (reached through /proc/PID/exe). */
+int proc_exe_id(pid_t pid, struct file_id *out);
+int proc_comm(pid_t pid, char *buf, size_t cap);
+/* The NUL-separated argument vector; returns its length or a negative errno. */
+ssize_t proc_cmdline(pid_t pid, char *buf, size_t cap);
+
+/*
+ * Calls fn once per distinct file mapped executable by pid, with a path that reaches the file
+ * from our mount namespace (/proc/PID/root/...), so that files inside containers resolve.
+ */
+typedef void (*proc_mapping_fn)(const char *path, void *ctx);
+int proc_for_each_exec_mapping(pid_t pid, proc_mapping_fn fn, void *ctx);
+
+typedef void (*proc_pid_fn)(pid_t pid, void *ctx);
+int proc_for_each_pid(proc_pid_fn fn, void *ctx);
+
+bool proc_alive(pid_t pid);
+
+#endif

@@ -1,0 +1,442 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Capture session: the BPF lifecycle (open, configure, load, attach, poll, detach) and process
+ * selection (--pid, --exe, processes started later, restarts, libraries loaded later).
+ */
+#include "bizprobe/capture_session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bizprobe.skel.h"
+#include "features.h"
+#include "proc.h"
+#include "tls_attach.h"
+
+#define DEFAULT_MAX_COPY (256u * 1024)
+#define DEFAULT_RINGBUF (16u << 20)
+#define RESCAN_INTERVAL_NS 1000000000ull /* fallback /proc scan for --exe targets */
+#define MAX_TRACKED 4096
+#define CMDLINE_MAX 4096
+
+/* A --pid target remembered so that its program is traced again after a restart: a new process
+ * of the same executable with the same command line. */
+struct restart_watch {
+	uint32_t pid;
+	struct file_id exe;
+	char cmdline[CMDLINE_MAX];
+	ssize_t cmdline_len;
+};
+
+struct capture_session {
+	struct bizprobe_bpf *skel;
+	struct ring_buffer *rb;
+	struct tls_attacher *tls;
+	struct capture_callbacks cb;
+	bool verbose;
+
+	struct file_id exes[CAPTURE_MAX_EXES];
+	size_t n_exes;
+	struct restart_watch watches[CAPTURE_MAX_PIDS];
+	size_t n_watches;
+
+	uint32_t traced[MAX_TRACKED]; /* pids currently in the kernel's targets map */
+	size_t n_traced;
+	uint32_t rescan[MAX_TRACKED]; /* pids whose mappings changed since the last poll */
+	size_t n_rescan;
+	uint64_t next_proc_scan_ns;
+
+	struct capture_stats stats;
+};
+
+static void set_err(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool is_traced(struct capture_session *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->n_traced; i++)
+		if (s->traced[i] == pid)
+			return true;
+	return false;
+}
+
+static void add_unique(uint32_t *set, size_t *n, uint32_t pid)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (set[i] == pid)
+			return;
+	if (*n < MAX_TRACKED)
+		set[(*n)++] = pid;
+}
+
+static void remove_pid(uint32_t *set, size_t *n, uint32_t pid)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (set[i] == pid) {
+			set[i] = set[--*n];
+			return;
+		}
+	}
+}
+
+static void attach_mapping(const char *path, void *ctx)
+{
+	struct capture_session *s = ctx;
+
+	if (tls_attach_file(s->tls, path) < 0)
+		s->stats.attach_errors++;
+}
+
+/* Every file the process maps executable (its executable, libssl, ...) gets looked at once. */
+static void scan_mappings(struct capture_session *s, uint32_t pid)
+{
+	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, s);
+}
+
+static int trace_pid(struct capture_session *s, uint32_t pid)
+{
+	__u8 one = 1;
+	int fd = bpf_map__fd(s->skel->maps.targets);
+
+	if (bpf_map_update_elem(fd, &pid, &one, BPF_ANY))
+		return -errno;
+	add_unique(s->traced, &s->n_traced, pid);
+	scan_mappings(s, pid);
+	if (s->verbose)
+		fprintf(stderr, "bizprobe: tracing pid %u\n", pid);
+	return 0;
+}
+
+static bool exe_selected(struct capture_session *s, const struct file_id *id)
+{
+	for (size_t i = 0; i < s->n_exes; i++)
+		if (s->exes[i].dev == id->dev && s->exes[i].ino == id->ino)
+			return true;
+	return false;
+}
+
+static void consider_pid(pid_t pid, void *ctx)
+{
+	struct capture_session *s = ctx;
+	struct file_id id;
+
+	if (is_traced(s, (uint32_t)pid) || proc_exe_id(pid, &id) || !exe_selected(s, &id))
+		return;
+	trace_pid(s, (uint32_t)pid);
+}
+
+/* A new process of a --pid target's program with the same arguments: the target restarted. */
+static void check_restart(struct capture_session *s, uint32_t pid)
+{
+	char cmdline[CMDLINE_MAX];
+	struct file_id id;
+	ssize_t len;
+
+	if (proc_exe_id((pid_t)pid, &id))
+		return;
+	for (size_t i = 0; i < s->n_watches; i++) {
+		struct restart_watch *w = &s->watches[i];
+
+		if (w->exe.dev != id.dev || w->exe.ino != id.ino || proc_alive((pid_t)w->pid))
+			continue;
+		len = proc_cmdline((pid_t)pid, cmdline, sizeof(cmdline));
+		if (len != w->cmdline_len || memcmp(cmdline, w->cmdline, (size_t)len) != 0)
+			continue;
+		if (s->verbose)
+			fprintf(stderr, "bizprobe: pid %u restarted as %u\n", w->pid, pid);
+		w->pid = pid;
+		trace_pid(s, pid);
+		return;
+	}
+}
+
+static int handle_record(void *ctx, void *data, size_t size)
+{
+	struct capture_session *s = ctx;
+	const struct bp_event *ev = data;
+	struct capture_chunk chunk = {0};
+
+	if (size < sizeof(*ev))
+		return 0;
+	s->stats.records++;
+	switch (ev->kind) {
+	case BP_EV_DATA:
+	case BP_EV_CLOSE:
+		chunk.conn.pid = ev->tgid;
+		chunk.conn.id = ev->conn_id;
+		chunk.conn.generation = ev->generation;
+		chunk.conn.tls = ev->source == BP_SRC_TLS;
+		memcpy(chunk.conn.comm, ev->comm, sizeof(chunk.conn.comm));
+		chunk.conn.comm[BP_COMM_LEN - 1] = '\0';
+		chunk.ts_ns = ev->ts_ns;
+		chunk.dir = ev->dir;
+		if (ev->lost_before) {
+			/* The gap comes before this record's bytes: deliver it on its own. */
+			s->stats.lost_bytes += ev->lost_before;
+			chunk.lost = ev->lost_before;
+			if (s->cb.on_chunk)
+				s->cb.on_chunk(&chunk, s->cb.ctx);
+			chunk.lost = 0;
+		}
+		if (ev->kind == BP_EV_CLOSE) {
+			if (s->cb.on_close)
+				s->cb.on_close(&chunk.conn, ev->ts_ns, s->cb.ctx);
+			break;
+		}
+		if (ev->copied > size - sizeof(*ev))
+			break; /* cannot happen with our BPF side; never trust a length */
+		chunk.data = (const uint8_t *)(ev + 1);
+		chunk.len = ev->copied;
+		chunk.lost = ev->len - ev->copied;
+		s->stats.bytes += ev->copied;
+		s->stats.lost_bytes += chunk.lost;
+		if (s->cb.on_chunk)
+			s->cb.on_chunk(&chunk, s->cb.ctx);
+		break;
+	case BP_EV_EXEC:
+		if (is_traced(s, ev->tgid))
+			add_unique(s->rescan, &s->n_rescan, ev->tgid);
+		else {
+			__u8 v;
+
+			/* The kernel traces selected executables itself; learn about them. */
+			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v)) {
+				add_unique(s->traced, &s->n_traced, ev->tgid);
+				add_unique(s->rescan, &s->n_rescan, ev->tgid);
+			} else {
+				check_restart(s, ev->tgid);
+			}
+		}
+		break;
+	case BP_EV_MMAP:
+		add_unique(s->rescan, &s->n_rescan, ev->tgid);
+		break;
+	case BP_EV_EXIT:
+		remove_pid(s->traced, &s->n_traced, ev->tgid);
+		remove_pid(s->rescan, &s->n_rescan, ev->tgid);
+		if (s->cb.on_exit)
+			s->cb.on_exit(ev->tgid, s->cb.ctx);
+		break;
+	}
+	return 0;
+}
+
+/* Libraries every process may load later (Python's ssl module loads libssl on import): attached
+ * up front so that a late dlopen races nothing. */
+static void attach_system_libssl(struct capture_session *s)
+{
+	static const char *const patterns[] = {
+		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
+		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
+	};
+
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		glob_t g;
+
+		if (glob(patterns[i], 0, NULL, &g) != 0)
+			continue;
+		for (size_t k = 0; k < g.gl_pathc; k++)
+			attach_mapping(g.gl_pathv[k], s);
+		globfree(&g);
+	}
+}
+
+static int add_exe_target(struct capture_session *s, const char *path, char *err, size_t err_len)
+{
+	int fd = bpf_map__fd(s->skel->maps.target_exes);
+	__u32 flags = 1; /* EXE_TRACE */
+	struct file_id id;
+	char real[PATH_MAX];
+
+	if (!realpath(path, real) || proc_file_id(real, &id)) {
+		set_err(err, err_len, "--exe %s: %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	if (bpf_map_update_elem(fd, &id, &flags, BPF_ANY)) {
+		set_err(err, err_len, "--exe %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	s->exes[s->n_exes++] = id;
+	attach_mapping(real, s);
+	return 0;
+}
+
+static int add_pid_target(struct capture_session *s, uint32_t pid, char *err, size_t err_len)
+{
+	int fd = bpf_map__fd(s->skel->maps.target_exes);
+	struct restart_watch *w = &s->watches[s->n_watches];
+	__u32 flags = 2; /* EXE_NOTIFY */
+	int rc;
+
+	if (!proc_alive((pid_t)pid)) {
+		set_err(err, err_len, "--pid %u: no such process", pid);
+		return -ESRCH;
+	}
+	rc = trace_pid(s, pid);
+	if (rc) {
+		set_err(err, err_len, "--pid %u: %s", pid, strerror(-rc));
+		return rc;
+	}
+	w->pid = pid;
+	if (proc_exe_id((pid_t)pid, &w->exe) == 0) {
+		w->cmdline_len = proc_cmdline((pid_t)pid, w->cmdline, sizeof(w->cmdline));
+		/* Keep an exe's TRACE flag if --exe selected it too. */
+		if (!exe_selected(s, &w->exe))
+			bpf_map_update_elem(fd, &w->exe, &flags, BPF_NOEXIST);
+		s->n_watches++;
+	}
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	return vfprintf(stderr, fmt, args);
+}
+
+struct capture_session *capture_session_new(const struct capture_config *cfg,
+					    const struct capture_callbacks *cb, char *err,
+					    size_t err_len)
+{
+	struct capture_session *s = calloc(1, sizeof(*s));
+	uint32_t rb_bytes = cfg->ringbuf_bytes ? cfg->ringbuf_bytes : DEFAULT_RINGBUF;
+	int rc;
+
+	if (!s) {
+		set_err(err, err_len, "out of memory");
+		return NULL;
+	}
+	s->cb = *cb;
+	s->verbose = cfg->verbose;
+	libbpf_set_print(cfg->verbose ? libbpf_print_verbose : libbpf_print);
+
+	rc = features_check(err, err_len);
+	if (rc)
+		goto fail;
+	s->skel = bizprobe_bpf__open();
+	if (!s->skel) {
+		set_err(err, err_len, "opening the BPF object failed: %s", strerror(errno));
+		goto fail;
+	}
+	s->skel->rodata->max_copy_bytes = cfg->max_copy_bytes ? cfg->max_copy_bytes : DEFAULT_MAX_COPY;
+	s->skel->rodata->empty_probes = cfg->empty_probes;
+	/* The ring must be a power of two and a multiple of the page size. */
+	while (rb_bytes & (rb_bytes - 1))
+		rb_bytes &= rb_bytes - 1;
+	if (rb_bytes < (uint32_t)getpagesize())
+		rb_bytes = (uint32_t)getpagesize();
+	bpf_map__set_max_entries(s->skel->maps.events, rb_bytes);
+	features_disable_missing(s->skel);
+
+	rc = bizprobe_bpf__load(s->skel);
+	if (rc) {
+		set_err(err, err_len, "loading the BPF programs failed: %s%s", strerror(-rc),
+			rc == -EPERM ? " (needs CAP_BPF, CAP_PERFMON; see README)" : "");
+		goto fail;
+	}
+	rc = bizprobe_bpf__attach(s->skel);
+	if (rc) {
+		set_err(err, err_len, "attaching tracepoints failed: %s", strerror(-rc));
+		goto fail;
+	}
+	s->tls = tls_attacher_new(s->skel, cfg->verbose);
+	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), handle_record, s, NULL);
+	if (!s->tls || !s->rb) {
+		set_err(err, err_len, "setting up the ring buffer failed: %s", strerror(errno));
+		goto fail;
+	}
+
+	for (size_t i = 0; i < cfg->n_exes && i < CAPTURE_MAX_EXES; i++)
+		if (add_exe_target(s, cfg->exes[i], err, err_len))
+			goto fail;
+	for (size_t i = 0; i < cfg->n_pids && i < CAPTURE_MAX_PIDS; i++)
+		if (add_pid_target(s, cfg->pids[i], err, err_len))
+			goto fail;
+	attach_system_libssl(s);
+	if (s->n_exes)
+		proc_for_each_pid(consider_pid, s);
+	s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
+	return s;
+fail:
+	capture_session_free(s);
+	return NULL;
+}
+
+int capture_session_poll(struct capture_session *s, int timeout_ms)
+{
+	int n = ring_buffer__poll(s->rb, timeout_ms);
+
+	if (n < 0)
+		return n;
+	while (s->n_rescan)
+		scan_mappings(s, s->rescan[--s->n_rescan]);
+	if (s->n_exes && now_ns() >= s->next_proc_scan_ns) {
+		/* Belt and braces for processes whose exec the kernel could not match by inode
+		 * (overlay filesystems): a plain /proc scan once a second. */
+		proc_for_each_pid(consider_pid, s);
+		s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
+	}
+	return n;
+}
+
+void capture_session_get_stats(struct capture_session *s, struct capture_stats *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	int fd = bpf_map__fd(s->skel->maps.stats);
+	__u64 *vals;
+
+	*out = s->stats;
+	out->traced_processes = (uint32_t)s->n_traced;
+	out->tls_files = tls_attacher_files(s->tls);
+	if (ncpu <= 0)
+		return;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return;
+	for (__u32 k = 0; k < BP_STAT__COUNT; k++) {
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			out->kernel[k] += vals[c];
+	}
+	free(vals);
+}
+
+void capture_session_free(struct capture_session *s)
+{
+	if (!s)
+		return;
+	ring_buffer__free(s->rb);
+	tls_attacher_free(s->tls);
+	bizprobe_bpf__destroy(s->skel);
+	free(s);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line: options shared by every command, and the capture -> HTTP pipeline they run. */
+#ifndef BIZPROBE_CLI_H
+#define BIZPROBE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bizprobe/capture_session.h"
+#include "bizprobe/http_exchange.h"
+
+#define BIZPROBE_VERSION "0.1.0"
+
+struct cli_opts {
+	struct capture_config capture;
+	struct http_tracker_config http;
+	/* trace */
+	bool json;
+	bool bodies;
+	/* run */
+	const char *listen;
+	const char *namespace_;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *webhook_secret_file;
+	const char *stripe_hosts[8];
+	size_t n_stripe_hosts;
+};
+
+/* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */
+int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o);
+void cli_usage(FILE *out);
+
+/* Runs capture until SIGINT/SIGTERM, calling on_exchange for each completed exchange and tick
+ * about once a second. Returns the process exit code. */
+typedef void (*cli_exchange_fn)(const struct http_exchange *ex, uint64_t wall_ns, void *ctx);
+typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht, void *ctx);
+int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn on_exchange, cli_tick_fn tick,
+		     void *ctx);
+
+int cmd_trace(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+#endif

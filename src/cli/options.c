@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_usage(FILE *out)
+{
+	fprintf(out,
+		"bizprobe %s: business metrics from a running application's HTTP traffic, via eBPF\n"
+		"\n"
+		"usage:\n"
+		"  bizprobe trace [--pid PID]... [--exe PATH]... [--json] [--bodies] [options]\n"
+		"  bizprobe run   [--pid PID]... [--exe PATH]... [--listen ADDR:PORT]\n"
+		"                 [--namespace NAME] [--tls-cert FILE --tls-key FILE]\n"
+		"                 [--webhook-secret-file FILE] [--stripe-host HOST]... [options]\n"
+		"  bizprobe version\n"
+		"\n"
+		"selection:\n"
+		"  --pid PID          trace this process (repeatable); traced again if it restarts\n"
+		"  --exe PATH         trace every process running this executable, now and later\n"
+		"trace:\n"
+		"  --json             JSON Lines, one object per exchange\n"
+		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
+		"run:\n"
+		"  --listen ADDR:PORT metrics endpoint (default 127.0.0.1:9464)\n"
+		"  --namespace NAME   metric name prefix (default direct_fan)\n"
+		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
+		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*)\n"
+		"options:\n"
+		"  --max-copy BYTES   bytes copied per read/write call (default 262144)\n"
+		"  --body-cap BYTES   body bytes kept per message (default 65536)\n"
+		"  --ringbuf BYTES    kernel-to-user ring buffer (default 16777216)\n"
+		"  -v, --verbose      attach decisions and libbpf messages on stderr\n",
+		BIZPROBE_VERSION);
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v > 0xffffffffUL)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+enum {
+	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
+	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
+	OPT_STRIPE_HOST, OPT_EMPTY_PROBES,
+};
+
+int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
+{
+	static const struct option longopts[] = {
+		{"pid", required_argument, NULL, OPT_PID},
+		{"exe", required_argument, NULL, OPT_EXE},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"bodies", no_argument, NULL, OPT_BODIES},
+		{"max-copy", required_argument, NULL, OPT_MAX_COPY},
+		{"body-cap", required_argument, NULL, OPT_BODY_CAP},
+		{"ringbuf", required_argument, NULL, OPT_RINGBUF},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"namespace", required_argument, NULL, OPT_NAMESPACE},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"webhook-secret-file", required_argument, NULL, OPT_WEBHOOK_SECRET_FILE},
+		{"stripe-host", required_argument, NULL, OPT_STRIPE_HOST},
+		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
+		{"empty-probes", no_argument, NULL, OPT_EMPTY_PROBES},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	uint32_t v;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_PID:
+			if (parse_u32(optarg, &v) || v == 0 ||
+			    o->capture.n_pids >= CAPTURE_MAX_PIDS) {
+				fprintf(stderr, "bizprobe %s: bad --pid %s\n", cmd, optarg);
+				return -EINVAL;
+			}
+			o->capture.pids[o->capture.n_pids++] = v;
+			break;
+		case OPT_EXE:
+			if (o->capture.n_exes >= CAPTURE_MAX_EXES) {
+				fprintf(stderr, "bizprobe %s: too many --exe\n", cmd);
+				return -EINVAL;
+			}
+			o->capture.exes[o->capture.n_exes++] = optarg;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_BODIES:
+			o->bodies = true;
+			break;
+		case OPT_MAX_COPY:
+		case OPT_BODY_CAP:
+		case OPT_RINGBUF:
+			if (parse_u32(optarg, &v) || v == 0) {
+				fprintf(stderr, "bizprobe %s: bad size %s\n", cmd, optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_MAX_COPY)
+				o->capture.max_copy_bytes = v;
+			else if (c == OPT_BODY_CAP)
+				o->http.body_cap = v;
+			else
+				o->capture.ringbuf_bytes = v;
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_NAMESPACE:
+			o->namespace_ = optarg;
+			break;
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
+			break;
+		case OPT_WEBHOOK_SECRET_FILE:
+			o->webhook_secret_file = optarg;
+			break;
+		case OPT_STRIPE_HOST:
+			if (o->n_stripe_hosts < sizeof(o->stripe_hosts) / sizeof(o->stripe_hosts[0]))
+				o->stripe_hosts[o->n_stripe_hosts++] = optarg;
+			break;
+		case OPT_EMPTY_PROBES:
+			o->capture.empty_probes = true;
+			break;
+		case 'v':
+			o->capture.verbose = true;
+			break;
+		case 'h':
+			cli_usage(stdout);
+			return 1;
+		default:
+			cli_usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bizprobe %s: unexpected argument %s\n", cmd, argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->capture.n_pids && !o->capture.n_exes) {
+		fprintf(stderr, "bizprobe %s: select processes with --pid PID or --exe PATH\n", cmd);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+/* capture session -> HTTP tracker -> the command's exchange handler, until a signal. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+struct pipeline {
+	struct http_tracker *ht;
+	cli_exchange_fn on_exchange;
+	void *ctx;
+	int64_t mono_to_wall_ns; /* added to CLOCK_MONOTONIC stamps to get wall time */
+};
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static void on_chunk(const struct capture_chunk *chunk, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	http_tracker_feed(p->ht, chunk);
+}
+
+static void on_close(const struct conn_ref *conn, uint64_t ts_ns, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	http_tracker_close(p->ht, conn, ts_ns);
+}
+
+static void on_exit_pid(uint32_t pid, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	http_tracker_forget_pid(p->ht, pid);
+}
+
+static void on_exchange(const struct http_exchange *ex, void *ctx)
+{
+	struct pipeline *p = ctx;
+	uint64_t wall = (uint64_t)((int64_t)ex->resp.last_ts_ns + p->mono_to_wall_ns);
+
+	p->on_exchange(ex, wall, p->ctx);
+}
+
+int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn tick, void *ctx)
+{
+	struct pipeline p = {.on_exchange = fn, .ctx = ctx};
+	struct capture_callbacks cb = {
+		.on_chunk = on_chunk, .on_close = on_close, .on_exit = on_exit_pid, .ctx = &p};
+	struct capture_session *cs = NULL;
+	struct sigaction sa = {.sa_handler = on_signal};
+	struct capture_stats st;
+	char err[512] = "";
+	int rc = 1;
+
+	p.mono_to_wall_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	p.ht = http_tracker_new(&o->http, on_exchange, &p);
+	if (!p.ht) {
+		fprintf(stderr, "bizprobe: out of memory\n");
+		return 1;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	cs = capture_session_new(&o->capture, &cb, err, sizeof(err));
+	if (!cs) {
+		fprintf(stderr, "bizprobe: %s\n", err);
+		goto cleanup;
+	}
+	capture_session_get_stats(cs, &st);
+	/* Scripts wait for this line: from here on every selected process is captured. */
+	fprintf(stderr, "bizprobe: attached: %u processes, %u OpenSSL files\n",
+		st.traced_processes, st.tls_files);
+	fflush(stderr);
+
+	while (!stop_requested) {
+		int n = capture_session_poll(cs, 200);
+
+		if (n < 0 && n != -EINTR) {
+			fprintf(stderr, "bizprobe: ring buffer: %s\n", strerror(-n));
+			goto cleanup;
+		}
+		if (tick)
+			tick(cs, p.ht, ctx);
+	}
+	/* Drain what the kernel already wrote, so a clean stop loses nothing. */
+	while (capture_session_poll(cs, 0) > 0)
+		;
+	if (tick)
+		tick(cs, p.ht, ctx);
+	rc = 0;
+cleanup:
+	capture_session_free(cs);
+	http_tracker_free(p.ht);
+	return rc;
+}
