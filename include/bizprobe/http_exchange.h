@@ -55,6 +55,7 @@ struct http_exchange {
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_message_header(const struct http_message *msg, const char *name);
 
+/* A field left 0 takes its default (max_conns 4096, max_pipelined 16). */
 struct http_tracker_config {
 	size_t body_cap;      /* bytes of body kept per message (default 64 KiB) */
 	size_t header_cap;    /* bytes of start line + headers kept per message (default 16 KiB) */
@@ -74,7 +75,8 @@ struct http_tracker_stats {
 };
 
 /* Called once per completed exchange; the exchange and everything it points to is valid only
- * during the call. */
+ * during the call. It runs inside http_tracker_feed/close/forget_pid and must not call any
+ * http_tracker_* function on the same tracker. */
 typedef void (*http_exchange_cb)(const struct http_exchange *ex, void *ctx);
 
 struct http_tracker;

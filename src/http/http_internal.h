@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private types of the HTTP stage (src/http/). Nothing outside src/http/ includes this.
+ *
+ * Shape: one struct http_conn per (pid, id, generation, tls), found through a hash table and
+ * ordered on an LRU list (conn_table.c). Each conn has one libhttp-parser per direction
+ * (parser.c); requests waiting for their response sit in a FIFO of reusable message buffers;
+ * responses are parsed into one of two response buffers (the second holds a response that
+ * finished before its request did, e.g. an early 413). Message storage (headers, bodies,
+ * inflate state) lives in struct http_msgbuf (message.c, body.c) and is reused between
+ * messages, grown at most to the configured caps.
+ */
+#ifndef BIZPROBE_HTTP_INTERNAL_H
+#define BIZPROBE_HTTP_INTERNAL_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#include "bizprobe/http_exchange.h"
+
+#define HTTP_DEFAULT_BODY_CAP	   (64u * 1024u)
+#define HTTP_DEFAULT_HEADER_CAP	   (16u * 1024u)
+#define HTTP_DEFAULT_MAX_CONNS	   4096u
+#define HTTP_DEFAULT_MAX_PIPELINED 16u
+
+/* Bytes kept from the start of a direction while deciding whether it starts a message:
+ * enough for the longest method ("UNSUBSCRIBE ") and for "HTTP/1.". */
+#define HTTP_STASH_BYTES 16u
+
+enum http_decode_state {
+	HTTP_DECODE_NONE = 0, /* identity (or an encoding we do not decode): bytes kept as sent */
+	HTTP_DECODE_RUNNING,  /* inflating */
+	HTTP_DECODE_DONE,     /* zlib reported the end of the stream */
+	HTTP_DECODE_STOPPED,  /* cap reached, bytes lost or stream corrupt: no more inflating */
+};
+
+/* Storage for one message, reused from one message to the next on the same connection. */
+struct http_msgbuf {
+	/* Request-target (requests only) then "name\0value\0" per header, all NUL-terminated. */
+	char *hdr;
+	uint32_t hdr_len;
+	uint32_t hdr_alloc;
+	uint32_t url_len;
+	uint32_t cur_start; /* offset of the header being received, for rollback at the cap */
+	uint32_t name_off[HTTP_MAX_HEADERS];
+	uint32_t value_off[HTTP_MAX_HEADERS];
+	unsigned n_headers;
+	bool url_done;
+	bool have_cur;	/* a header is being received */
+	bool cur_value; /* ... and its value has started */
+	bool dropping;	/* ... but it did not fit: its bytes are skipped */
+	bool headers_done;
+	bool headers_truncated;
+
+	uint8_t *body; /* body_cap + 1 bytes at most, for the NUL */
+	size_t body_len;
+	size_t body_alloc;
+	uint64_t wire_body_bytes;
+	bool body_truncated;
+
+	enum http_decode_state decode;
+	bool z_ready; /* inflateInit2 done: z is reset, not re-initialized, for the next message */
+	bool z_raw;   /* fell back to raw deflate */
+	z_stream z;
+	uint8_t z_head[HTTP_STASH_BYTES]; /* first wire bytes, replayed for the raw fallback */
+
+	uint64_t first_ts_ns;
+	uint64_t last_ts_ns;
+	int status;
+	unsigned method; /* enum http_method, requests only */
+	bool method_set;
+	bool complete;
+};
+
+enum http_sync {
+	HTTP_SYNC_NONE = 0, /* waiting for a chunk that starts a message */
+	HTTP_SYNC_OK,	    /* bytes go to the parser */
+};
+
+struct http_conn;
+
+struct http_dir {
+	http_parser parser;
+	struct http_conn *conn;
+	enum http_sync sync;
+	bool is_request;
+	bool msg_active; /* the parser is inside a message */
+	bool orphan;	 /* the response being parsed has no request to match */
+	bool in_gap;	 /* bytes being fed are placeholders for lost bytes */
+	bool at_eof;	 /* execute(len 0) from close */
+	uint64_t cur_ts_ns;
+	uint8_t stash[HTTP_STASH_BYTES];
+	uint8_t stash_len;
+	uint64_t stash_ts_ns;
+};
+
+struct http_tracker;
+
+struct http_conn {
+	struct conn_ref ref;
+	struct http_tracker *t;
+	struct http_conn *lru_prev; /* towards most recently used */
+	struct http_conn *lru_next; /* towards least recently used */
+
+	bool role_known;
+	bool strict_sync; /* after a parse error: resync only on a real start line */
+	bool ever_parsed; /* some message parsed completely: the role is trustworthy */
+	bool upgraded;	  /* 101 or CONNECT tunnel: the rest is not HTTP/1.x */
+	enum bp_dir req_dir;
+	struct http_dir dir[2]; /* indexed by enum bp_dir */
+
+	/* Requests awaiting their response, oldest first: a ring of buffers from req_bufs, which
+	 * are allocated on first need (most connections never pipeline, so they use one). */
+	struct http_msgbuf **req_bufs;
+	unsigned n_req_bufs;
+	struct http_msgbuf **queue;
+	struct http_msgbuf *
+	    *free_bufs; /* a stack, so a non-pipelined conn reuses one warm buffer */
+	unsigned q_head;
+	unsigned q_count;
+	unsigned n_free;
+
+	struct http_msgbuf resp[2];
+	unsigned cur_resp;
+	bool parked; /* resp[cur_resp ^ 1] is the finished response of the (unfinished) head */
+};
+
+struct http_conn_table {
+	struct http_conn **slots;
+	size_t mask;
+	size_t count;
+	struct http_conn *lru_first; /* most recently used */
+	struct http_conn *lru_last;  /* least recently used */
+};
+
+struct http_tracker {
+	struct http_tracker_config cfg;
+	http_exchange_cb cb;
+	void *ctx;
+	struct http_tracker_stats stats;
+	struct http_conn_table conns;
+	http_parser_settings settings;
+	char *split_buf; /* path and query of the exchange being delivered */
+	size_t split_cap;
+};
+
+/* conn_table.c */
+int http_conn_table_init(struct http_conn_table *tbl, unsigned max_conns);
+void http_conn_table_destroy(struct http_conn_table *tbl);
+struct http_conn *http_conn_table_find(struct http_conn_table *tbl, const struct conn_ref *ref);
+int http_conn_table_insert(struct http_conn_table *tbl, struct http_conn *c);
+void http_conn_table_remove(struct http_conn_table *tbl, struct http_conn *c);
+void http_conn_table_touch(struct http_conn_table *tbl, struct http_conn *c);
+
+/* message.c */
+void http_msgbuf_reset(struct http_msgbuf *m);
+void http_msgbuf_free(struct http_msgbuf *m);
+void http_msgbuf_url(struct http_msgbuf *m, const char *at, size_t len, size_t cap);
+void http_msgbuf_header_field(struct http_msgbuf *m, const char *at, size_t len, size_t cap);
+void http_msgbuf_header_value(struct http_msgbuf *m, const char *at, size_t len, size_t cap);
+void http_msgbuf_headers_done(struct http_msgbuf *m, size_t cap);
+const char *http_msgbuf_url_str(const struct http_msgbuf *m);
+/* Fills the public view of m; body and header pointers point into m. */
+void http_msgbuf_view(struct http_msgbuf *m, struct http_message *out);
+
+/* body.c */
+void http_body_begin(struct http_msgbuf *m);
+void http_body_feed(struct http_msgbuf *m, const uint8_t *data, size_t len, size_t cap);
+void http_body_gap(struct http_msgbuf *m, uint64_t len);
+void http_body_end(struct http_msgbuf *m);
+
+/* parser.c */
+void http_dir_settings_fill(http_parser_settings *s);
+void http_dir_feed(struct http_conn *c, enum bp_dir dir, const uint8_t *data, size_t len,
+		   uint64_t ts_ns);
+void http_dir_gap(struct http_conn *c, enum bp_dir dir, uint64_t lost);
+void http_dir_eof(struct http_conn *c, enum bp_dir dir);
+
+/* tracker.c: the exchange queue, called from the parser callbacks */
+struct http_msgbuf *http_conn_req_begin(struct http_conn *c);
+struct http_msgbuf *http_conn_req_current(struct http_conn *c);
+const struct http_msgbuf *http_conn_req_head(const struct http_conn *c);
+void http_conn_req_complete(struct http_conn *c);
+bool http_conn_resp_has_target(const struct http_conn *c);
+void http_conn_resp_complete(struct http_conn *c);
+void http_conn_reset(struct http_conn *c);
+
+/* exchange.c */
+void http_exchange_deliver(struct http_tracker *t, struct http_conn *c, struct http_msgbuf *req,
+			   struct http_msgbuf *resp, bool cut_off);
+
+#endif

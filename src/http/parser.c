@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One libhttp-parser (2.9.4, Debian's libhttp-parser2.9) per direction of a connection, its
+ * callbacks, and the decisions around it: which direction carries requests, where a stream
+ * (re)starts after garbage or lost bytes, what lost bytes mean.
+ *
+ * Role: the first bytes of a connection decide. "HTTP/" starts a response, anything else is
+ * taken as a request (and fails to parse if it is not one). The direction carrying requests is
+ * then fixed for the connection's life.
+ *
+ * Errors: any parse error (garbage, binary, a header over libhttp-parser's 80 KiB limit, lost
+ * bytes we cannot account for) counts one parse_error and resets the whole connection: both
+ * parsers and every exchange in flight are dropped, because after a hole we can no longer tell
+ * which response answers which request. Each direction then waits for a chunk that starts with
+ * a real start line ("METHOD " on the request side, "HTTP/1." on the response side) and resumes
+ * there. Bytes up to HTTP_STASH_BYTES are held across chunks while that is undecided, so a
+ * start line split into tiny chunks is still recognized.
+ *
+ * Lost bytes (chunk->lost): inside a body whose length is known (Content-Length, or a response
+ * delimited by the end of the connection) they are fed to the parser as placeholders, counted
+ * in wire_body_bytes but not stored, and the message is marked truncated: the parser stays in
+ * step and the exchange keeps its status and timings. Anywhere else (headers, chunked framing,
+ * between messages, or more lost bytes than the body has left) the position in the stream is
+ * unknown and it is a parse error as above.
+ */
+#include <string.h>
+
+#include "http_internal.h"
+
+static struct http_dir *dir_of(http_parser *p)
+{
+	return p->data;
+}
+
+static struct http_msgbuf *cur_msg(struct http_dir *d)
+{
+	struct http_conn *c = d->conn;
+
+	if (d->is_request)
+		return http_conn_req_current(c);
+	return &c->resp[c->cur_resp];
+}
+
+static void touch_ts(struct http_dir *d, struct http_msgbuf *m)
+{
+	if (m && !d->at_eof)
+		m->last_ts_ns = d->cur_ts_ns;
+}
+
+static int on_message_begin(http_parser *p)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_conn *c = d->conn;
+	struct http_msgbuf *m;
+
+	if (d->is_request) {
+		m = http_conn_req_begin(c);
+	} else {
+		m = &c->resp[c->cur_resp];
+		http_msgbuf_reset(m);
+		d->orphan = !http_conn_resp_has_target(c);
+	}
+	if (!m)
+		return -1;
+	d->msg_active = true;
+	m->first_ts_ns = d->cur_ts_ns;
+	m->last_ts_ns = d->cur_ts_ns;
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_msgbuf *m = cur_msg(d);
+
+	if (!m)
+		return 0;
+	if (!m->method_set) {
+		m->method = p->method;
+		m->method_set = true;
+	}
+	http_msgbuf_url(m, at, len, d->conn->t->cfg.header_cap);
+	touch_ts(d, m);
+	return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_msgbuf *m = cur_msg(d);
+
+	if (m) {
+		http_msgbuf_header_field(m, at, len, d->conn->t->cfg.header_cap);
+		touch_ts(d, m);
+	}
+	return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_msgbuf *m = cur_msg(d);
+
+	if (m) {
+		http_msgbuf_header_value(m, at, len, d->conn->t->cfg.header_cap);
+		touch_ts(d, m);
+	}
+	return 0;
+}
+
+/* Return values are libhttp-parser's: 1 = this response has no body, 2 = no body and no more
+ * HTTP on this connection. */
+static int on_headers_complete(http_parser *p)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_conn *c = d->conn;
+	struct http_msgbuf *m = cur_msg(d);
+	const struct http_msgbuf *req;
+	unsigned req_method = HTTP_GET;
+
+	if (!m)
+		return 0;
+	http_msgbuf_headers_done(m, c->t->cfg.header_cap);
+	touch_ts(d, m);
+	if (d->is_request) {
+		m->method = p->method;
+		m->method_set = true;
+		http_body_begin(m);
+		return 0;
+	}
+	m->status = p->status_code;
+	req = d->orphan ? NULL : http_conn_req_head(c);
+	if (req && req->method_set)
+		req_method = req->method;
+	http_body_begin(m);
+	if (m->status == 101 || (req_method == HTTP_CONNECT && m->status / 100 == 2))
+		return 2;
+	/* libhttp-parser 2.9.4 reads a body for 204/304 when Content-Length says so. */
+	if (m->status / 100 == 1 || m->status == 204 || m->status == 304 || req_method == HTTP_HEAD)
+		return 1;
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_msgbuf *m = cur_msg(d);
+
+	if (!m)
+		return 0;
+	if (d->in_gap)
+		http_body_gap(m, len);
+	else
+		http_body_feed(m, (const uint8_t *)at, len, d->conn->t->cfg.body_cap);
+	touch_ts(d, m);
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_dir *d = dir_of(p);
+	struct http_conn *c = d->conn;
+	/* Before msg_active drops: cur_msg needs it to find the request. */
+	struct http_msgbuf *m = cur_msg(d);
+
+	d->msg_active = false;
+	if (!m)
+		return 0;
+	touch_ts(d, m);
+	http_body_end(m);
+	m->complete = true;
+	if (d->is_request) {
+		http_conn_req_complete(c);
+		return 0;
+	}
+	if (m->status / 100 == 1 && m->status != 101) {
+		/* Interim (100 Continue, 102, 103): the final response is still to come. */
+		m->complete = false;
+		return 0;
+	}
+	if (d->orphan) {
+		c->t->stats.unmatched++;
+		c->ever_parsed = true;
+		return 0;
+	}
+	if (m->status == 101 || p->upgrade)
+		c->upgraded = true;
+	http_conn_resp_complete(c);
+	return 0;
+}
+
+void http_dir_settings_fill(http_parser_settings *s)
+{
+	http_parser_settings_init(s);
+	s->on_message_begin = on_message_begin;
+	s->on_url = on_url;
+	s->on_header_field = on_header_field;
+	s->on_header_value = on_header_value;
+	s->on_headers_complete = on_headers_complete;
+	s->on_body = on_body;
+	s->on_message_complete = on_message_complete;
+}
+
+static void dir_start(struct http_conn *c, enum bp_dir dir, bool is_request)
+{
+	struct http_dir *d = &c->dir[dir];
+
+	http_parser_init(&d->parser, is_request ? HTTP_REQUEST : HTTP_RESPONSE);
+	d->parser.data = d;
+	d->conn = c;
+	d->sync = HTTP_SYNC_OK;
+	d->is_request = is_request;
+	d->msg_active = false;
+	d->orphan = false;
+	d->in_gap = false;
+	d->at_eof = false;
+	d->stash_len = 0;
+}
+
+enum verdict { V_NO, V_MORE, V_REQUEST, V_RESPONSE };
+
+/* Compares buf against want as far as both go. */
+static enum verdict prefix_match(const uint8_t *buf, size_t n, const char *want, enum verdict yes)
+{
+	size_t wl = strlen(want);
+	size_t k = n < wl ? n : wl;
+
+	if (memcmp(buf, want, k) != 0)
+		return V_NO;
+	return n >= wl ? yes : V_MORE;
+}
+
+static enum verdict match_method(const uint8_t *buf, size_t n)
+{
+	enum verdict best = V_NO;
+	unsigned i;
+
+	/* Methods are listed by libhttp-parser itself; stop at the first unknown name. */
+	for (i = 0; i <= HTTP_SOURCE; i++) {
+		char want[24];
+		size_t len = strlen(http_method_str(i));
+		enum verdict v;
+
+		if (len + 2 > sizeof(want))
+			continue;
+		memcpy(want, http_method_str(i), len);
+		want[len] = ' ';
+		want[len + 1] = '\0';
+		v = prefix_match(buf, n, want, V_REQUEST);
+		if (v == V_REQUEST)
+			return v;
+		if (v == V_MORE)
+			best = V_MORE;
+	}
+	return best;
+}
+
+static enum verdict classify(const struct http_conn *c, enum bp_dir dir, const uint8_t *buf,
+			     size_t n)
+{
+	enum verdict v;
+
+	if (!c->role_known && !c->strict_sync) {
+		v = prefix_match(buf, n, "HTTP/", V_RESPONSE);
+		return v == V_NO ? V_REQUEST : v;
+	}
+	if (c->role_known) {
+		if (dir == c->req_dir)
+			return match_method(buf, n);
+		return prefix_match(buf, n, "HTTP/1.", V_RESPONSE);
+	}
+	v = prefix_match(buf, n, "HTTP/1.", V_RESPONSE);
+	if (v == V_RESPONSE)
+		return v;
+	if (match_method(buf, n) == V_REQUEST)
+		return V_REQUEST;
+	if (v == V_MORE || match_method(buf, n) == V_MORE)
+		return V_MORE;
+	return V_NO;
+}
+
+static void parse_error(struct http_conn *c)
+{
+	c->t->stats.parse_errors++;
+	http_conn_reset(c);
+}
+
+/* Runs the parser over bytes; false when the connection's parse state was reset. */
+static bool run_parser(struct http_conn *c, enum bp_dir dir, const uint8_t *data, size_t len,
+		       uint64_t ts_ns)
+{
+	struct http_dir *d = &c->dir[dir];
+
+	d->cur_ts_ns = ts_ns;
+	while (len && !c->upgraded) {
+		size_t n =
+		    http_parser_execute(&d->parser, &c->t->settings, (const char *)data, len);
+
+		if (HTTP_PARSER_ERRNO(&d->parser) != HPE_OK) {
+			parse_error(c);
+			return false;
+		}
+		if (n >= len || c->upgraded)
+			break;
+		if (!d->parser.upgrade) {
+			parse_error(c);
+			return false;
+		}
+		/* A request asked for an upgrade (or CONNECT); libhttp-parser stops there. Until
+		 * a 101 (or 2xx to CONNECT) arrives the client is still speaking HTTP/1.x. */
+		http_parser_init(&d->parser, HTTP_REQUEST);
+		d->parser.data = d;
+		data += n;
+		len -= n;
+	}
+	return true;
+}
+
+void http_dir_feed(struct http_conn *c, enum bp_dir dir, const uint8_t *data, size_t len,
+		   uint64_t ts_ns)
+{
+	struct http_dir *d = &c->dir[dir];
+	uint8_t buf[HTTP_STASH_BYTES];
+	size_t prev, take;
+	enum verdict v;
+	bool is_request;
+
+	if (c->upgraded || !len)
+		return;
+	if (d->sync == HTTP_SYNC_OK) {
+		run_parser(c, dir, data, len, ts_ns);
+		return;
+	}
+
+	prev = d->stash_len;
+	take = sizeof(buf) - prev;
+	if (take > len)
+		take = len;
+	memcpy(buf, d->stash, prev);
+	memcpy(buf + prev, data, take);
+	v = classify(c, dir, buf, prev + take);
+	if (v == V_MORE) {
+		/* The longest start token is shorter than the stash, so all of data fit. */
+		if (!prev)
+			d->stash_ts_ns = ts_ns;
+		memcpy(d->stash, buf, prev + take);
+		d->stash_len = (uint8_t)(prev + take);
+		return;
+	}
+	d->stash_len = 0;
+	if (v == V_NO)
+		return; /* not a message start: skip this chunk */
+
+	is_request = v == V_REQUEST;
+	if (!c->role_known) {
+		c->role_known = true;
+		c->req_dir = is_request ? dir : (enum bp_dir) !dir;
+		dir_start(c, c->req_dir, true);
+		dir_start(c, (enum bp_dir) !c->req_dir, false);
+	} else {
+		dir_start(c, dir, is_request);
+	}
+	/* The held bytes carry the timestamp of the chunk that started the message. */
+	if (prev && !run_parser(c, dir, buf, prev, d->stash_ts_ns))
+		return;
+	run_parser(c, dir, data, len, ts_ns);
+}
+
+/* Zeros stand in for lost body bytes; on_body sees in_gap and only counts them. */
+static const uint8_t gap_fill[4096];
+
+static bool feed_gap(struct http_conn *c, enum bp_dir dir, uint64_t n)
+{
+	struct http_dir *d = &c->dir[dir];
+	bool ok = true;
+
+	d->in_gap = true;
+	while (n && ok && !c->upgraded) {
+		size_t k = n < sizeof(gap_fill) ? (size_t)n : sizeof(gap_fill);
+
+		ok = run_parser(c, dir, gap_fill, k, d->cur_ts_ns);
+		n -= k;
+	}
+	/* run_parser may have reset the conn, which re-inits the dir: clear in any case. */
+	d->in_gap = false;
+	return ok;
+}
+
+void http_dir_gap(struct http_conn *c, enum bp_dir dir, uint64_t lost)
+{
+	struct http_dir *d = &c->dir[dir];
+	struct http_msgbuf *m;
+	uint64_t left;
+
+	if (c->upgraded || !lost)
+		return;
+	if (d->sync != HTTP_SYNC_OK) {
+		/* A start line being assembled lost its continuation. */
+		d->stash_len = 0;
+		return;
+	}
+	m = d->msg_active ? cur_msg(d) : NULL;
+	if (!m || !m->headers_done || (d->parser.flags & F_CHUNKED)) {
+		parse_error(c);
+		return;
+	}
+	/* In an identity body: content_length is what remains (ULLONG_MAX when the body runs to
+	 * the end of the connection). */
+	left = d->parser.content_length;
+	if (lost <= left) {
+		feed_gap(c, dir, lost);
+		return;
+	}
+	/* The hole runs past this body into what follows: finish this message, then resync. */
+	if (feed_gap(c, dir, left))
+		parse_error(c);
+}
+
+void http_dir_eof(struct http_conn *c, enum bp_dir dir)
+{
+	struct http_dir *d = &c->dir[dir];
+
+	if (c->upgraded || d->sync != HTTP_SYNC_OK || !d->msg_active)
+		return;
+	d->at_eof = true;
+	/* Completes a response delimited by the end of the connection; anything else stays
+	 * incomplete (HPE_INVALID_EOF_STATE), which the caller counts. */
+	http_parser_execute(&d->parser, &c->t->settings, NULL, 0);
+	d->at_eof = false;
+}
