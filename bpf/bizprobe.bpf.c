@@ -198,40 +198,18 @@ int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- TLS plaintext: OpenSSL uprobes ---- */
 
-/* SSL_write is captured at entry: OpenSSL requires a retried write to pass the same bytes, and
- * with memory BIOs (Node.js) and blocking sockets (Python) a write never needs a retry. */
-static __always_inline int ssl_write_entry(__u64 ssl, __u64 buf, __u64 num)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct call_args a = {.conn_id = ssl, .buf = buf, .kind = CALL_BUF};
-	struct conn_state *cs;
-
-	if (empty_probes || !is_target(tgid) || (long)num <= 0)
-		return 0;
-	cs = tls_conn(tgid, ssl);
-	if (!cs || cs->state > CONN_HTTP)
-		return 0;
-	emit_call(tgid, &a, cs, num, BP_DIR_EGRESS, BP_SRC_TLS);
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(up_ssl_write, void *ssl, const void *buf, int num)
-{
-	return ssl_write_entry((__u64)ssl, (__u64)buf, (__u64)(long)num);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(up_ssl_write_ex, void *ssl, const void *buf, size_t num)
-{
-	return ssl_write_entry((__u64)ssl, (__u64)buf, num);
-}
-
-static __always_inline int ssl_read_entry(__u64 ssl, __u64 buf, __u64 readbytes)
+/*
+ * Every SSL call is captured at its return, with the byte count it reports: a call that fails
+ * with SSL_ERROR_WANT_READ/WRITE must be repeated with the same bytes, and Node.js does exactly
+ * that with the first request of a connection while the handshake is in flight. Capturing
+ * SSL_write at entry would report that request several times.
+ */
+static __always_inline int ssl_call_entry(__u64 ssl, __u64 buf, __u64 count_ptr, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct call_args a = {.conn_id = ssl, .buf = buf, .extra = readbytes, .kind = CALL_BUF};
+	struct call_args a = {
+		.conn_id = ssl, .buf = buf, .extra = count_ptr, .kind = CALL_BUF, .dir = dir};
 	struct conn_state *cs;
 
 	if (empty_probes || !is_target(tgid))
@@ -244,8 +222,9 @@ static __always_inline int ssl_read_entry(__u64 ssl, __u64 buf, __u64 readbytes)
 	return 0;
 }
 
-/* ret > 0 is the byte count (SSL_read); for SSL_read_ex ret == 1 and the count is *readbytes. */
-static __always_inline int ssl_read_return(long ret, bool ex)
+/* ret > 0 is the byte count (SSL_read, SSL_write); for the _ex forms ret == 1 and the count is
+ * in the size_t the caller passed (*readbytes, *written). */
+static __always_inline int ssl_call_return(long ret, bool ex)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
@@ -268,33 +247,57 @@ static __always_inline int ssl_read_return(long ret, bool ex)
 	key.id = a->conn_id;
 	cs = bpf_map_lookup_elem(&conns, &key);
 	if (cs && len > 0)
-		emit_call(tgid, a, cs, len, BP_DIR_INGRESS, BP_SRC_TLS);
+		emit_call(tgid, a, cs, len, a->dir, BP_SRC_TLS);
 	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
 	return 0;
 }
 
 SEC("uprobe")
+int BPF_KPROBE(up_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ssl_call_entry((__u64)ssl, (__u64)buf, 0, BP_DIR_EGRESS);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_ssl_write, int ret)
+{
+	return ssl_call_return(ret, false);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_ssl_write_ex, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return ssl_call_entry((__u64)ssl, (__u64)buf, (__u64)written, BP_DIR_EGRESS);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_ssl_write_ex, int ret)
+{
+	return ssl_call_return(ret, true);
+}
+
+SEC("uprobe")
 int BPF_KPROBE(up_ssl_read, void *ssl, void *buf, int num)
 {
-	return ssl_read_entry((__u64)ssl, (__u64)buf, 0);
+	return ssl_call_entry((__u64)ssl, (__u64)buf, 0, BP_DIR_INGRESS);
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(urp_ssl_read, int ret)
 {
-	return ssl_read_return(ret, false);
+	return ssl_call_return(ret, false);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(up_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
 {
-	return ssl_read_entry((__u64)ssl, (__u64)buf, (__u64)readbytes);
+	return ssl_call_entry((__u64)ssl, (__u64)buf, (__u64)readbytes, BP_DIR_INGRESS);
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(urp_ssl_read_ex, int ret)
 {
-	return ssl_read_return(ret, true);
+	return ssl_call_return(ret, true);
 }
 
 SEC("uprobe")

@@ -9,74 +9,75 @@
 const volatile __u32 max_copy_bytes = 256 * 1024; /* per call; the rest is counted as lost */
 const volatile bool empty_probes = false; /* benchmark floor: attach everything, do nothing */
 
+/* Steps one call may take: each fills part of a record from one buffer. Enough for IOV_MAX
+ * (1024) iovecs, which Node.js approaches when it writes a large chunked body in one writev,
+ * plus the records of max_copy_bytes; the rest of a longer call is counted as lost. */
+#define MAX_STEPS_PER_CALL (1024 + 2 * BP_MAX_CHUNKS_PER_CALL)
+
 static __always_inline struct scratch_record *scratch_get(void)
 {
-	__u32 zero = 0;
+	__u32 cpu = bpf_get_smp_processor_id();
 
-	return bpf_map_lookup_elem(&scratch, &zero);
+	return bpf_map_lookup_elem(&scratch, &cpu);
 }
 
-/* Bytes of the call that will not be copied: a gap userspace learns of with the next record. */
-static __always_inline void note_lost(struct conn_key *key, __u64 n)
+static __always_inline __u32 clamp_u32(__u64 n)
 {
-	struct conn_state *cs = bpf_map_lookup_elem(&conns, key);
-
-	stat_inc(BP_STAT_TRUNCATED, 1);
-	if (cs)
-		cs->lost_pending += n > 0xffffffffull ? 0xffffffffu : (__u32)n;
+	return n > 0xffffffffull ? 0xffffffffu : (__u32)n;
 }
 
-/* Sends one record of n (<= BP_CHUNK_BYTES) bytes at ubuf; failures become lost bytes. */
-static __always_inline void emit_chunk(struct scratch_record *rec, __u64 ubuf, __u32 n)
+/* Sends the record being built (its payload, then the bytes lost after it); a record the ring
+ * cannot take becomes a gap reported before the next record of that direction. */
+static __always_inline void flush_record(struct scratch_record *rec)
 {
 	struct span_cursor *c = &rec->cur;
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
-	__u32 size;
+	__u32 filled = c->filled, dir = c->dir & 1, size;
 
-	if (!cs || n > BP_CHUNK_BYTES)
+	if (!cs || (filled == 0 && c->lost_after == 0))
 		return;
-	if (bpf_probe_read_user(rec->data, n, (const void *)ubuf)) {
-		stat_inc(BP_STAT_READ_FAILED, 1);
-		cs->lost_pending += n;
+	c->filled = 0;
+	if (filled > BP_CHUNK_BYTES)
 		return;
-	}
 	rec->ev.ts_ns = bpf_ktime_get_ns();
 	rec->ev.conn_id = c->key.id;
 	rec->ev.generation = cs->generation;
 	rec->ev.tgid = c->key.tgid;
 	rec->ev.tid = (__u32)bpf_get_current_pid_tgid();
 	rec->ev.kind = BP_EV_DATA;
-	rec->ev.len = n;
-	rec->ev.copied = n;
-	rec->ev.dir = c->dir;
+	rec->ev.copied = filled;
+	rec->ev.len = filled + c->lost_after;
+	rec->ev.dir = dir;
 	rec->ev.source = c->key.source;
 	rec->ev.role_hint = cs->role_hint;
 	rec->ev.pad0 = 0;
-	rec->ev.lost_before = cs->lost_pending;
+	rec->ev.lost_before = cs->lost_pending[dir];
 	rec->ev.pad1 = 0;
 	bpf_get_current_comm(rec->ev.comm, sizeof(rec->ev.comm));
-	size = sizeof(rec->ev) + n;
+	size = sizeof(rec->ev) + filled;
 	if (bpf_ringbuf_output(&events, &rec->ev, size, 0)) {
 		stat_inc(BP_STAT_RINGBUF_FULL, 1);
-		cs->lost_pending += n;
-		return;
+		cs->lost_pending[dir] += filled + c->lost_after;
+	} else {
+		cs->lost_pending[dir] = 0;
+		stat_inc(BP_STAT_EVENTS, 1);
 	}
-	cs->lost_pending = 0;
-	stat_inc(BP_STAT_EVENTS, 1);
+	c->lost_after = 0;
 }
 
 /*
- * One step of the per-CPU cursor: load the next iovec, or emit one chunk. Returns 1 when the call
- * is done. A global (non-inlined) function, verified once with unknown state instead of once per
- * loop iteration of every caller: that keeps the verifier's work small on every kernel from 5.10
- * (bpf_loop would need 5.17).
+ * One step of the per-CPU cursor: load the next iovec if the current buffer is done, then copy
+ * what fits into the record, sending it when full. Returns 1 when the call is done. A global
+ * (non-inlined) function: the verifier checks it once with unknown state instead of once per
+ * loop iteration of every caller, which keeps the per-call loop within its budget on every
+ * kernel from 5.10 on (bpf_loop would need 5.17).
  */
 __noinline int bp_emit_step(__u32 unused)
 {
 	struct scratch_record *rec = scratch_get();
 	struct span_cursor *c;
 	struct iovec iov;
-	__u32 n;
+	__u32 n, off;
 
 	if (!rec)
 		return 1;
@@ -90,12 +91,29 @@ __noinline int bp_emit_step(__u32 unused)
 		c->iovs_left--;
 		c->base = (__u64)iov.iov_base;
 		c->left = iov.iov_len < c->total ? iov.iov_len : c->total;
+		if (c->left == 0)
+			return 0;
+	}
+	off = c->filled;
+	if (off >= BP_CHUNK_BYTES) {
+		flush_record(rec);
 		return 0;
 	}
-	n = c->left > BP_CHUNK_BYTES ? BP_CHUNK_BYTES : (__u32)c->left;
+	n = c->left > BP_CHUNK_BYTES - off ? BP_CHUNK_BYTES - off : (__u32)c->left;
 	if (n > c->budget)
 		n = c->budget;
-	emit_chunk(rec, c->base, n);
+	if (n > BP_CHUNK_BYTES)
+		return 1;
+	if (bpf_probe_read_user(rec->data + off, n, (const void *)c->base)) {
+		/* Not paged in: the bytes are lost, after what the record already holds. */
+		stat_inc(BP_STAT_READ_FAILED, 1);
+		c->lost_after += n;
+		flush_record(rec);
+	} else {
+		c->filled = off + n;
+		if (c->filled >= BP_CHUNK_BYTES)
+			flush_record(rec);
+	}
 	c->budget -= n;
 	c->base += n;
 	c->left -= n;
@@ -103,14 +121,21 @@ __noinline int bp_emit_step(__u32 unused)
 	return 0;
 }
 
-/* Emits the call described by the per-CPU cursor. Each iovec costs one step besides its chunks. */
+/* Emits the call described by the per-CPU cursor. */
 static __always_inline void emit_cursor(struct scratch_record *rec)
 {
-	for (int i = 0; i < 2 * BP_MAX_CHUNKS_PER_CALL; i++)
+	struct span_cursor *c = &rec->cur;
+
+	c->filled = 0;
+	c->lost_after = 0;
+	for (int i = 0; i < MAX_STEPS_PER_CALL; i++)
 		if (bp_emit_step(0))
 			break;
-	if (rec->cur.total)
-		note_lost(&rec->cur.key, rec->cur.total);
+	if (c->total) {
+		stat_inc(BP_STAT_TRUNCATED, 1);
+		c->lost_after += clamp_u32(c->total);
+	}
+	flush_record(rec);
 }
 
 /* A close record for a connection userspace has been receiving bytes of. */
@@ -131,7 +156,6 @@ static __always_inline void emit_close(__u32 tgid, __u64 conn_id, struct conn_st
 	ev->tid = (__u32)bpf_get_current_pid_tgid();
 	ev->kind = BP_EV_CLOSE;
 	ev->source = source;
-	ev->lost_before = cs->lost_pending;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	bpf_ringbuf_submit(ev, 0);
 }

@@ -53,8 +53,8 @@ struct conn_key {
 
 struct conn_state {
 	__u64 generation;
-	__u32 lost_pending; /* bytes lost since the last record of this connection */
-	__u8 state;	    /* enum conn_kind_state */
+	__u32 lost_pending[2]; /* per enum bp_dir: bytes lost since that direction's last record */
+	__u8 state;	       /* enum conn_kind_state */
 	__u8 role_hint;	    /* enum bp_role_hint */
 	__u8 sniffs_left;   /* chunks that may still prove the connection is HTTP */
 	__u8 pad[5];
@@ -81,7 +81,8 @@ struct call_args {
 	__u64 buf;	/* buffer, iovec array or msghdr */
 	__u64 extra;	/* iovcnt, or SSL_read_ex's size_t *readbytes */
 	__u32 kind;	/* enum call_kind */
-	__u32 pad;
+	__u8 dir;	/* enum bp_dir (SSL calls; syscalls know theirs at exit) */
+	__u8 pad[3];
 };
 
 /* Syscalls and SSL calls get separate maps: SSL_read calls read(2) on the same thread. */
@@ -111,7 +112,8 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* Where the bytes of one call are: a single buffer, or an iovec array walked one entry at a time. */
+/* Where the bytes of one call are: a single buffer, or an iovec array walked one entry at a time;
+ * and the record being filled from them. */
 struct span_cursor {
 	__u64 base;	 /* current buffer */
 	__u64 left;	 /* bytes left in the current buffer */
@@ -119,21 +121,28 @@ struct span_cursor {
 	__u64 iovs_left; /* iovecs not yet read */
 	__u64 total;	 /* bytes the call moved that are not yet emitted */
 	struct conn_key key;
-	__u32 budget; /* bytes this call may still copy */
-	__u32 dir;
+	__u32 budget;	  /* bytes this call may still copy */
+	__u32 dir;	  /* enum bp_dir */
+	__u32 filled;	  /* payload bytes in the record being built */
+	__u32 lost_after; /* bytes lost after them (a fault, the copy cap) */
 };
 
-/* A record is assembled here before bpf_ringbuf_output: reserving BP_CHUNK_BYTES per record
- * would waste the ring on small reads, and reserve needs a constant size. The cursor of the call
- * being emitted lives beside it (per CPU; BPF programs are not preempted by each other). */
+/*
+ * A record is assembled here before bpf_ringbuf_output: reserving a maximal record per call would
+ * waste the ring on small reads, and reserve needs a constant size. Small iovecs (a chunked
+ * response's size lines) are packed into one record. data is twice BP_CHUNK_BYTES so that the
+ * verifier can prove any copy of at most BP_CHUNK_BYTES at an offset below BP_CHUNK_BYTES fits.
+ */
 struct scratch_record {
 	struct span_cursor cur;
 	struct bp_event ev;
-	__u8 data[BP_CHUNK_BYTES];
+	__u8 data[2 * BP_CHUNK_BYTES];
 };
 
+/* One entry per possible CPU (the loader sets max_entries), indexed by the current CPU: an array
+ * rather than a per-CPU array because per-CPU values are limited to 32 KiB. ~32.8 KiB per CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct scratch_record);

@@ -355,6 +355,8 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	if (rb_bytes < (uint32_t)getpagesize())
 		rb_bytes = (uint32_t)getpagesize();
 	bpf_map__set_max_entries(s->skel->maps.events, rb_bytes);
+	/* One record-assembly buffer per CPU (see struct scratch_record). */
+	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
 
 	rc = bizprobe_bpf__load(s->skel);

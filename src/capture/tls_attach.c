@@ -18,7 +18,7 @@ static const char *const tls_fn_names[FN__COUNT] = {
 	[FN_READ_EX] = "SSL_read_ex", [FN_FREE] = "SSL_free",
 };
 
-#define LINKS_PER_FILE 7 /* write, write_ex, read (+ret), read_ex (+ret), free */
+#define LINKS_PER_FILE 9 /* write, write_ex, read, read_ex (entry and return each), free */
 
 struct tls_file {
 	struct file_id id;
@@ -125,18 +125,22 @@ int tls_attach_file(struct tls_attacher *a, const char *path)
 	err = 0;
 	if (off[FN_WRITE] && !err)
 		err = attach_one(f, 0, sk->progs.up_ssl_write, path, off[FN_WRITE], false);
+	if (off[FN_WRITE] && !err)
+		err = attach_one(f, 1, sk->progs.urp_ssl_write, path, off[FN_WRITE], true);
 	if (off[FN_WRITE_EX] && !err)
-		err = attach_one(f, 1, sk->progs.up_ssl_write_ex, path, off[FN_WRITE_EX], false);
+		err = attach_one(f, 2, sk->progs.up_ssl_write_ex, path, off[FN_WRITE_EX], false);
+	if (off[FN_WRITE_EX] && !err)
+		err = attach_one(f, 3, sk->progs.urp_ssl_write_ex, path, off[FN_WRITE_EX], true);
 	if (off[FN_READ] && !err)
-		err = attach_one(f, 2, sk->progs.up_ssl_read, path, off[FN_READ], false);
+		err = attach_one(f, 4, sk->progs.up_ssl_read, path, off[FN_READ], false);
 	if (off[FN_READ] && !err)
-		err = attach_one(f, 3, sk->progs.urp_ssl_read, path, off[FN_READ], true);
+		err = attach_one(f, 5, sk->progs.urp_ssl_read, path, off[FN_READ], true);
 	if (off[FN_READ_EX] && !err)
-		err = attach_one(f, 4, sk->progs.up_ssl_read_ex, path, off[FN_READ_EX], false);
+		err = attach_one(f, 6, sk->progs.up_ssl_read_ex, path, off[FN_READ_EX], false);
 	if (off[FN_READ_EX] && !err)
-		err = attach_one(f, 5, sk->progs.urp_ssl_read_ex, path, off[FN_READ_EX], true);
+		err = attach_one(f, 7, sk->progs.urp_ssl_read_ex, path, off[FN_READ_EX], true);
 	if (off[FN_FREE] && !err)
-		err = attach_one(f, 6, sk->progs.up_ssl_free, path, off[FN_FREE], false);
+		err = attach_one(f, 8, sk->progs.up_ssl_free, path, off[FN_FREE], false);
 	if (err) {
 		fprintf(stderr, "bizprobe: attaching OpenSSL uprobes to %s failed: %s\n", path,
 			strerror(-err));

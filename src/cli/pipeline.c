@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,6 +22,8 @@ struct pipeline {
 	cli_exchange_fn on_exchange;
 	void *ctx;
 	int64_t mono_to_wall_ns; /* added to CLOCK_MONOTONIC stamps to get wall time */
+	bool debug_chunks;	 /* BIZPROBE_DEBUG_CHUNKS=1: one stderr line per chunk (no payload
+				  * beyond its first 24 bytes, which are a start line or body) */
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -34,6 +37,13 @@ static int64_t clock_ns(clockid_t id)
 static void on_chunk(const struct capture_chunk *chunk, void *ctx)
 {
 	struct pipeline *p = ctx;
+
+	if (p->debug_chunks)
+		fprintf(stderr, "chunk pid=%u id=%llx gen=%llu tls=%d dir=%s len=%u lost=%u head=%.*s\n",
+			chunk->conn.pid, (unsigned long long)chunk->conn.id,
+			(unsigned long long)chunk->conn.generation, chunk->conn.tls,
+			chunk->dir == BP_DIR_EGRESS ? "out" : "in", chunk->len, chunk->lost,
+			(int)(chunk->len < 24 ? chunk->len : 24), (const char *)chunk->data);
 
 	http_tracker_feed(p->ht, chunk);
 }
@@ -72,6 +82,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	int rc = 1;
 
 	p.mono_to_wall_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	p.debug_chunks = getenv("BIZPROBE_DEBUG_CHUNKS") != NULL;
 	p.ht = http_tracker_new(&o->http, on_exchange, &p);
 	if (!p.ht) {
 		fprintf(stderr, "bizprobe: out of memory\n");

@@ -1,0 +1,172 @@
+"""Shared pieces of the integration tests: run bizprobe against real processes and collect what
+it reports. Standard library only (Debian's python3)."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIZPROBE = os.path.join(ROOT, "build", "bizprobe")
+PROGS = os.path.join(ROOT, "tests", "integration", "progs")
+NODE = "/usr/bin/node"
+# Debian's interpreter: it loads libssl.so.3 dynamically when `ssl` is imported.
+PYTHON = os.path.realpath("/usr/bin/python3")
+CURL = "/usr/bin/curl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d did not open" % port)
+
+
+_cert = None
+
+
+def test_cert(tmpdir="/tmp/bizprobe-test-certs"):
+    """A self-signed certificate for 127.0.0.1, made once per run with the openssl CLI."""
+    global _cert
+    if _cert:
+        return _cert
+    os.makedirs(tmpdir, exist_ok=True)
+    cert, key = os.path.join(tmpdir, "cert.pem"), os.path.join(tmpdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    _cert = (cert, key)
+    return _cert
+
+
+class Server:
+    """tests/integration/progs/server.js on a free port, plain or TLS."""
+
+    def __init__(self, tls):
+        self.port = free_port()
+        self.tls = tls
+        cert, key = test_cert()
+        self.argv = [NODE, os.path.join(PROGS, "server.js"), str(self.port),
+                     "tls" if tls else "plain", cert, key]
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def base(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Tracer:
+    """`bizprobe trace --json` with the given selection; exchanges collected as dicts."""
+
+    def __init__(self, *args):
+        self.args = [BIZPROBE, "trace", "--json"] + list(args)
+        self.exchanges = []
+        self.stderr = []
+        self._attached = threading.Event()
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, errors="replace")
+        threading.Thread(target=self._read_out, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+        if not self._attached.wait(60):
+            self.proc.kill()
+            raise RuntimeError("bizprobe did not attach: %s" % "".join(self.stderr))
+        return self
+
+    def _read_out(self):
+        for line in self.proc.stdout:
+            with self._lock:
+                self.exchanges.append(json.loads(line))
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            if "attached:" in line:
+                self._attached.set()
+        self._attached.set()
+
+    def wait_for(self, n, timeout=20):
+        """Waits until at least n exchanges were printed (or the timeout), returns them."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self._lock:
+                if len(self.exchanges) >= n:
+                    break
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.exchanges)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(30)
+        time.sleep(0.1)
+        return rc
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def key_of(x, role=None, tls=None):
+    """The fields a test knows the truth of, as a comparable tuple."""
+    return (role if role is not None else x["role"], tls if tls is not None else x["tls"],
+            x["method"], x["path"], x["status"], x["req_bytes"], x["resp_bytes"])
+
+
+def run_node_client(base, plan):
+    out = subprocess.run([NODE, os.path.join(PROGS, "client.js"), base, json.dumps(plan)],
+                         check=True, capture_output=True, text=True, timeout=120)
+    return [json.loads(l) for l in out.stdout.splitlines()]
+
+
+class CountingResult(unittest.TextTestResult):
+    pass
+
+
+def main(module_name):
+    """Runs the module's tests and ends with the suite's `N passed, N failed` line."""
+    suite = unittest.defaultTestLoader.loadTestsFromName(module_name)
+    res = unittest.TextTestRunner(verbosity=2, stream=sys.stdout,
+                                  resultclass=CountingResult).run(suite)
+    failed = len(res.failures) + len(res.errors)
+    print("%s: %d passed, %d failed" % (module_name, res.testsRun - failed - len(res.skipped),
+                                       failed))
+    return 0 if failed == 0 else 1

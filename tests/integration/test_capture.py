@@ -1,0 +1,153 @@
+"""Capture engine against real programs: every exchange reported once, with exact fields.
+
+Ground truth comes from the programs themselves (the Node client prints what it sent and
+received), or from the request plan the test made."""
+import collections
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (CURL, NODE, PROGS, PYTHON, Server, Tracer, key_of, main,  # noqa: E402
+                     run_node_client)
+
+SIZES = [0, 1, 1000, 16384, 65536, 204800]
+BODY_CAP = ["--body-cap", "262144"]
+
+
+def plan_all_sizes():
+    plan = []
+    for mode in ("cl", "chunked", "gzip"):
+        for n in SIZES:
+            plan.append({"method": "GET", "path": "/size/%d?mode=%s" % (n, mode)})
+    for n in SIZES:
+        plan.append({"method": "POST", "path": "/echo", "body": n})
+    plan.append({"method": "HEAD", "path": "/size/10"})
+    plan.append({"method": "DELETE", "path": "/items/7"})
+    return plan
+
+
+class CaptureTest(unittest.TestCase):
+    maxDiff = None
+
+    def assert_exchanges(self, got, truth):
+        self.assertEqual(collections.Counter(got), collections.Counter(truth))
+
+    def test_node_tls_server_and_client_keepalive(self):
+        """OpenSSL inside node: both ends traced, bodies 0 B..200 KiB, CL, chunked, gzip."""
+        plan = plan_all_sizes()
+        with Server(tls=True) as srv, Tracer("--exe", NODE, *BODY_CAP) as tr:
+            truth = run_node_client(srv.base, plan)
+            self.assertEqual(len(truth), len(plan))
+            got = tr.wait_for(2 * len(plan))
+            tr.stop()
+        client = [key_of(x) for x in got if x["role"] == "client"]
+        server = [key_of(x) for x in got if x["role"] == "server"]
+        self.assert_exchanges(client, [key_of(t, "client", True) for t in truth])
+        self.assert_exchanges(server, [key_of(t, "server", True) for t in truth])
+        self.assertEqual(len(got), 2 * len(plan))
+        self.assertFalse(any(x["truncated"] for x in got))
+        self.assertTrue(all(x["host"] == "127.0.0.1:%d" % srv.port for x in got))
+        self.assertTrue(all(x["comm"] == "node" for x in got))
+
+    def test_body_cap_marks_truncated_but_keeps_sizes(self):
+        """Past the body cap the exchange is marked truncated; byte counts stay exact."""
+        plan = [{"method": "GET", "path": "/size/204800?mode=chunked"},
+                {"method": "GET", "path": "/size/100"}]
+        with Server(tls=True) as srv, Tracer("--pid", str(srv.pid), "--body-cap", "65536") as tr:
+            truth = run_node_client(srv.base, plan)
+            got = tr.wait_for(2)
+            tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", True) for t in truth])
+        by_path = {x["path"]: x for x in got}
+        self.assertTrue(by_path["/size/204800"]["truncated"])
+        self.assertFalse(by_path["/size/100"]["truncated"])
+
+    def test_python_libssl_client_started_after_bizprobe(self):
+        """Python's http.client (libssl.so.3 loaded on import) over one keep-alive connection."""
+        with Server(tls=True) as srv, Tracer("--exe", PYTHON, *BODY_CAP) as tr:
+            script = (
+                "import http.client, ssl\n"
+                "c = http.client.HTTPSConnection('127.0.0.1', %d,"
+                " context=ssl._create_unverified_context())\n"
+                "for n in (0, 10, 70000, 204800):\n"
+                "    c.request('GET', '/size/%%d?mode=cl' %% n); r = c.getresponse(); r.read()\n"
+                "    c.request('PUT', '/up', body=b'z' * n); r = c.getresponse(); r.read()\n"
+            ) % srv.port
+            subprocess.run([PYTHON, "-c", script], check=True, timeout=60)
+            got = tr.wait_for(8)
+            tr.stop()
+        truth = []
+        for n in (0, 10, 70000, 204800):
+            truth.append(("client", True, "GET", "/size/%d" % n, 200, 0, n))
+            truth.append(("client", True, "PUT", "/up", 200, n, len("got %d" % n)))
+        self.assert_exchanges([key_of(x) for x in got], truth)
+        self.assertTrue(all(x["comm"] == os.path.basename(PYTHON)[:15] for x in got))
+
+    def test_curl_tls_and_plaintext(self):
+        """curl (libssl.so.3) over TLS and plaintext, several URLs on one connection."""
+        with Server(tls=True) as tsrv, Server(tls=False) as psrv, \
+                Tracer("--exe", CURL, *BODY_CAP) as tr:
+            for srv in (tsrv, psrv):
+                subprocess.run([CURL, "-sk", "-o", "/dev/null", "-o", "/dev/null",
+                                srv.base + "/size/5000?mode=chunked", srv.base + "/size/7"],
+                               check=True, timeout=30)
+                subprocess.run([CURL, "-sk", "-o", "/dev/null", "--data-binary", "hello",
+                                srv.base + "/form"], check=True, timeout=30)
+            got = tr.wait_for(6)
+            tr.stop()
+        truth = []
+        for tls in (True, False):
+            truth += [("client", tls, "GET", "/size/5000", 200, 0, 5000),
+                      ("client", tls, "GET", "/size/7", 200, 0, 7),
+                      ("client", tls, "POST", "/form", 200, 5, len("got 5"))]
+        self.assert_exchanges([key_of(x) for x in got], truth)
+
+    def test_plaintext_node_server(self):
+        """A plaintext Node HTTP server (read/writev syscalls), attached while running."""
+        plan = plan_all_sizes()
+        with Server(tls=False) as srv:
+            time.sleep(0.2)
+            with Tracer("--pid", str(srv.pid), *BODY_CAP) as tr:
+                truth = run_node_client(srv.base, plan)
+                got = tr.wait_for(len(plan))
+                tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
+        self.assertFalse(any(x["tls"] for x in got))
+
+    def test_traced_program_restarts(self):
+        """--pid of a server that exits and is started again with the same command line."""
+        with Server(tls=True) as srv:
+            with Tracer("--pid", str(srv.pid)) as tr:
+                run_node_client(srv.base, [{"method": "GET", "path": "/size/1"}])
+                first_pid = srv.pid
+                tr.wait_for(1)
+                srv.stop()
+                srv.start()
+                # The restarted server must be picked up before it answers anything.
+                time.sleep(0.5)
+                run_node_client(srv.base, [{"method": "GET", "path": "/size/2"},
+                                           {"method": "GET", "path": "/size/3"}])
+                got = tr.wait_for(3)
+                tr.stop()
+        pids = [x["pid"] for x in got]
+        self.assertEqual([x["path"] for x in got], ["/size/1", "/size/2", "/size/3"])
+        self.assertEqual(pids, [first_pid, srv.pid, srv.pid])
+        self.assertNotEqual(first_pid, srv.pid)
+
+    def test_untraced_processes_are_not_captured(self):
+        """Only selected processes: the client side is not traced when only the server is."""
+        with Server(tls=True) as srv, Tracer("--pid", str(srv.pid)) as tr:
+            run_node_client(srv.base, [{"method": "GET", "path": "/size/3"}] * 3)
+            got = tr.wait_for(3)
+            tr.stop()
+        self.assertEqual(len(got), 3)
+        self.assertTrue(all(x["role"] == "server" and x["pid"] == srv.pid for x in got))
+
+
+if __name__ == "__main__":
+    sys.exit(main("test_capture"))
