@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Prometheus endpoint (src/export/metrics_server.c) on libmicrohttpd: GET /metrics and
+ * /api/metrics (the path of the business-monitoring guide) render the registry; GET /healthz
+ * answers "ok". Optional bearer token and TLS.
+ */
+#ifndef BIZPROBE_METRICS_SERVER_H
+#define BIZPROBE_METRICS_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bizprobe/metrics.h"
+
+struct metrics_server_config {
+	/* "ADDR:PORT": "127.0.0.1:9464", "[::1]:9464", ":9464" (all IPv4 addresses). Port 0 picks
+	 * a free port (see metrics_server_port). NULL: ":9464". */
+	const char *listen;
+	/* When set, /metrics and /api/metrics need "Authorization: Bearer <token>" (401
+	 * otherwise); /healthz stays open for liveness probes. */
+	const char *token;
+	/* Both set: serve HTTPS with this PEM certificate (chain) and key. */
+	const char *tls_cert_path;
+	const char *tls_key_path;
+};
+
+struct metrics_server;
+
+/* Starts serving reg (which must outlive the server) from libmicrohttpd's own thread.
+ * Returns 0, -EINVAL (bad address, half a TLS pair), -ENOENT/-EACCES (TLS files),
+ * -ENOTSUP (libmicrohttpd without TLS), -EIO (the daemon did not start: address in use, bad
+ * TLS material; libmicrohttpd logs the reason to stderr). */
+int metrics_server_start(struct metrics_registry *reg, const struct metrics_server_config *cfg,
+			 struct metrics_server **out);
+/* The port actually bound. */
+uint16_t metrics_server_port(const struct metrics_server *srv);
+/* Stops the daemon (waits for its thread) and frees srv; NULL is fine. */
+void metrics_server_stop(struct metrics_server *srv);
+
+/* Constant-time check of an Authorization header value against "Bearer <token>"; visible for
+ * tests. Returns true on match. */
+bool metrics_server_auth_ok(const char *authorization, const char *token);
+
+#endif

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stripe semantics (src/semantics/): turns HTTP exchanges with api.stripe.com (outbound) and
+ * Stripe webhook deliveries (inbound) into business metrics, each business event counted once
+ * however many ways it is observed.
+ */
+#ifndef BIZPROBE_STRIPE_H
+#define BIZPROBE_STRIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bizprobe/http_exchange.h"
+#include "bizprobe/metrics.h"
+
+struct stripe_config {
+	const char *namespace;		/* metric name prefix; NULL: "direct_fan" */
+	const char *const *extra_hosts; /* besides api.stripe.com, compared without port */
+	unsigned n_extra_hosts;
+	const char *webhook_secret;   /* whsec_...; NULL: signatures are not verified */
+	unsigned webhook_tolerance_s; /* 0: 300, Stripe's default */
+	/* An attempt seen only in requires_action / processing is counted with that status
+	 * once it has not resolved for this long (see stripe_payments.c). 0: defaults. */
+	unsigned action_timeout_s;     /* 0: 3600 */
+	unsigned processing_timeout_s; /* 0: 3 days */
+	unsigned max_tracked;	    /* ids remembered per kind (events, charges, ...); 0: 65536 */
+	unsigned max_subscriptions; /* subscriptions whose MRR is tracked; 0: 262144 */
+	unsigned max_label_values;  /* series per labelled family; 0: 256 */
+};
+
+/* Not thread-safe: feed it from one thread (the main loop). The registry it writes to is. */
+struct stripe_semantics;
+
+/* Registers the metric families in reg (which must outlive s). cfg may be NULL for defaults.
+ * Returns NULL on invalid configuration or allocation failure (errno set). */
+struct stripe_semantics *stripe_semantics_new(struct metrics_registry *reg,
+					      const struct stripe_config *cfg);
+void stripe_semantics_free(struct stripe_semantics *s);
+
+/* Feeds one exchange. wall_now is the wall-clock time (seconds since the epoch) used for
+ * webhook timestamp tolerance and pending-attempt timeouts; ex->ts are CLOCK_MONOTONIC.
+ * Exchanges that are neither Stripe API calls nor webhook deliveries are ignored. */
+void stripe_semantics_on_exchange(struct stripe_semantics *s, const struct http_exchange *ex,
+				  time_t wall_now);
+
+/* Counts pending attempts whose timeout has passed; call periodically (on_exchange also does). */
+void stripe_semantics_tick(struct stripe_semantics *s, time_t wall_now);
+
+/* Counts every pending attempt now with its pending status (shutdown, tests). */
+void stripe_semantics_flush(struct stripe_semantics *s);
+
+/* Diagnostics (not exported as business metrics). */
+struct stripe_stats {
+	uint64_t api_exchanges;
+	uint64_t webhook_exchanges;
+	uint64_t truncated;	/* exchanges whose body was cut: counted, bodies not trusted */
+	uint64_t parse_errors;	/* bodies that were not the JSON expected */
+	uint64_t pending;	/* attempts currently awaiting a terminal status */
+	uint64_t subscriptions; /* subscriptions currently contributing to MRR */
+};
+void stripe_semantics_get_stats(const struct stripe_semantics *s, struct stripe_stats *out);
+
+/*
+ * Helpers, visible for tests.
+ */
+
+/* Verifies a Stripe-Signature header ("t=...,v1=...,v1=...") over the raw body: some v1 must be
+ * hex HMAC-SHA256(secret, "<t>.<body>") and |now - t| <= tolerance_s. Returns 0, -EINVAL
+ * (malformed header), -EPERM (no signature matches), -ETIMEDOUT (timestamp out of tolerance). */
+int webhook_verify_signature(const char *header, const uint8_t *body, size_t body_len,
+			     const char *secret, time_t now, unsigned tolerance_s);
+
+/* Writes the endpoint label for a request path: ids templated as {id}, query dropped,
+ * anything unexpected folded to "other". */
+void stripe_endpoint_template(const char *path, char *out, size_t size);
+
+/* Minor units to major units for an ISO currency (case-insensitive): zero-decimal currencies
+ * (JPY, KRW, ...) unchanged, three-decimal ones (KWD, ...) / 1000, others / 100. */
+double stripe_amount_to_major(int64_t minor, const char *currency);
+
+/* Looks up key (e.g. "metadata[fan_id]") in an application/x-www-form-urlencoded body and
+ * writes its decoded value. Returns the decoded length, or -ENOENT, or -ENOSPC. */
+int stripe_form_get(const char *body, size_t len, const char *key, char *out, size_t size);
+
+#endif

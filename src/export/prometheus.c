@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Prometheus text exposition format 0.0.4: one HELP and one TYPE line per family before its
+ * samples; label values escape \\, \" and \n; HELP escapes \\ and \n; histograms as cumulative
+ * ascending _bucket lines ending with le="+Inf" (equal to _count), then _sum and _count.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bizprobe/metrics.h"
+
+void prom_write_escaped(FILE *f, const char *s, int escape_quote)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '"':
+			fputs(escape_quote ? "\\\"" : "\"", f);
+			break;
+		default:
+			fputc(*s, f);
+		}
+	}
+}
+
+const char *prom_format_double(char *buf, size_t size, double v)
+{
+	if (isnan(v)) {
+		snprintf(buf, size, "NaN");
+	} else if (isinf(v)) {
+		snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
+	} else {
+		/* %.17g always round-trips but prints 0.1 as 0.10000000000000001; use the
+		 * shortest precision that reads back to the same double. */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(buf, size, "%.*g", prec, v);
+			if (strtod(buf, NULL) == v)
+				break;
+		}
+	}
+	return buf;
+}
+
+static const char *type_name(enum metrics_type t)
+{
+	switch (t) {
+	case METRICS_COUNTER:
+		return "counter";
+	case METRICS_GAUGE:
+		return "gauge";
+	case METRICS_HISTOGRAM:
+		return "histogram";
+	}
+	return "untyped";
+}
+
+void prom_write_family_header(FILE *f, const struct metrics_family_info *fam)
+{
+	fprintf(f, "# HELP %s ", fam->name);
+	prom_write_escaped(f, fam->help, 0);
+	fprintf(f, "\n# TYPE %s %s\n", fam->name, type_name(fam->type));
+}
+
+/* name{a="x",b="y"[,le="..."]} value */
+static void write_sample(FILE *f, const struct metrics_family_info *fam, const char *suffix,
+			 const struct metrics_series_info *s, const char *le, double v)
+{
+	char num[64];
+	int first = 1;
+
+	fputs(fam->name, f);
+	fputs(suffix, f);
+	if (fam->n_labels || le) {
+		fputc('{', f);
+		for (unsigned i = 0; i < fam->n_labels; i++) {
+			fprintf(f, "%s%s=\"", first ? "" : ",", fam->label_names[i]);
+			prom_write_escaped(f, s->label_values[i], 1);
+			fputc('"', f);
+			first = 0;
+		}
+		if (le)
+			fprintf(f, "%sle=\"%s\"", first ? "" : ",", le);
+		fputc('}', f);
+	}
+	fprintf(f, " %s\n", prom_format_double(num, sizeof(num), v));
+}
+
+void prom_write_series(FILE *f, const struct metrics_family_info *fam,
+		       const struct metrics_series_info *s)
+{
+	char le[64];
+	uint64_t cum = 0;
+
+	if (fam->type != METRICS_HISTOGRAM) {
+		write_sample(f, fam, "", s, NULL, s->value);
+		return;
+	}
+	for (unsigned i = 0; i < fam->n_buckets; i++) {
+		cum += s->bucket_counts[i];
+		prom_format_double(le, sizeof(le), fam->buckets[i]);
+		write_sample(f, fam, "_bucket", s, le, (double)cum);
+	}
+	/* Observations above the last bound (and NaN-free by construction) land only in +Inf. */
+	write_sample(f, fam, "_bucket", s, "+Inf", (double)s->count);
+	write_sample(f, fam, "_sum", s, NULL, s->sum);
+	write_sample(f, fam, "_count", s, NULL, (double)s->count);
+}
+
+static int visit_family(const struct metrics_family_info *fam, void *ctx)
+{
+	prom_write_family_header(ctx, fam);
+	return 0;
+}
+
+static int visit_series(const struct metrics_family_info *fam, const struct metrics_series_info *s,
+			void *ctx)
+{
+	prom_write_series(ctx, fam, s);
+	return 0;
+}
+
+int prom_render(struct metrics_registry *reg, char **out, size_t *len)
+{
+	static const struct metrics_visitor visitor = {visit_family, visit_series};
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+	int err;
+
+	if (!reg || !out)
+		return -EINVAL;
+	metrics_registry_run_collectors(reg);
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return -ENOMEM;
+	metrics_registry_visit(reg, &visitor, f);
+	err = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !err)
+		err = -ENOMEM;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	if (len)
+		*len = size;
+	return 0;
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to src/semantics/: the Stripe state shared by its files. */
+#ifndef BIZPROBE_STRIPE_INTERNAL_H
+#define BIZPROBE_STRIPE_INTERNAL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bizprobe/metrics.h"
+#include "bizprobe/stripe.h"
+
+/*
+ * Bounded map from string ids to fixed-size values, least recently used evicted first.
+ */
+struct stripe_lru;
+typedef void (*stripe_lru_evict_cb)(const char *key, void *value, void *ctx);
+
+struct stripe_lru *stripe_lru_new(unsigned capacity, size_t value_size, stripe_lru_evict_cb cb,
+				  void *ctx);
+/* Frees without calling the eviction callback. */
+void stripe_lru_free(struct stripe_lru *l);
+/* Value of key (marked most recently used) or NULL. */
+void *stripe_lru_get(struct stripe_lru *l, const char *key);
+/* Value of key, created zero-filled (evicting the oldest entry if full) when absent; *created
+ * says which. NULL on allocation failure. */
+void *stripe_lru_put(struct stripe_lru *l, const char *key, bool *created);
+void stripe_lru_remove(struct stripe_lru *l, const char *key);
+unsigned stripe_lru_size(const struct stripe_lru *l);
+/* Calls fn on each entry, oldest first; fn returns true to remove the entry (after the call). */
+void stripe_lru_sweep(struct stripe_lru *l, bool (*fn)(const char *key, void *value, void *ctx),
+		      void *ctx);
+
+/* Payment attempt statuses, the values of the status label. */
+enum stripe_attempt_status {
+	STRIPE_ATTEMPT_NONE = 0, /* not an attempt (created, awaiting payment method) */
+	STRIPE_ATTEMPT_SUCCEEDED,
+	STRIPE_ATTEMPT_FAILED,
+	STRIPE_ATTEMPT_REQUIRES_ACTION,
+	STRIPE_ATTEMPT_PROCESSING,
+	STRIPE_ATTEMPT_CANCELED,
+};
+
+/* Where an observation came from; decides whether it may start a new attempt. */
+enum stripe_source {
+	STRIPE_SRC_API_WRITE, /* response to POST/DELETE */
+	STRIPE_SRC_API_READ,  /* response to GET: state of the past, resolves only */
+	STRIPE_SRC_WEBHOOK,
+};
+
+#define STRIPE_MAX_CURRENCIES 64
+
+struct stripe_mrr_total {
+	char currency[8];
+	double sum; /* major units */
+	int n;	    /* subscriptions contributing */
+};
+
+struct stripe_semantics {
+	struct metrics_registry *reg;
+	char *ns;
+	char **hosts;
+	unsigned n_hosts;
+	char *webhook_secret;
+	unsigned tolerance_s;
+	unsigned action_timeout_s;
+	unsigned processing_timeout_s;
+	time_t last_sweep;
+	time_t now; /* wall_now of the exchange being handled */
+
+	struct metrics_family *attempts;
+	struct metrics_family *amounts;
+	struct metrics_family *failures;
+	struct metrics_family *subs_created;
+	struct metrics_family *subs_canceled;
+	struct metrics_family *mrr;
+	struct metrics_family *refunds;
+	struct metrics_family *refund_amount;
+	struct metrics_family *disputes;
+	struct metrics_family *webhooks;
+	struct metrics_family *api_requests;
+	struct metrics_family *api_duration;
+	struct metrics_family *truncated;
+
+	struct stripe_lru *events;	  /* evt_ ids processed */
+	struct stripe_lru *attempts_seen; /* attempt keys counted */
+	struct stripe_lru *intents;	  /* pi_ ids: pending and final state */
+	struct stripe_lru *subs;	  /* sub_ ids: MRR contribution, created/canceled flags */
+	struct stripe_lru *refunds_seen;
+	struct stripe_lru *disputes_seen;
+	struct stripe_mrr_total mrr_totals[STRIPE_MAX_CURRENCIES];
+	unsigned n_mrr_totals;
+	struct stripe_stats stats;
+};
+
+/* JSON helpers over json-c: NULL / 0 when absent or of another type. */
+const char *stripe_json_str(struct json_object *o, const char *key);
+bool stripe_json_int(struct json_object *o, const char *key, int64_t *out);
+struct json_object *stripe_json_obj(struct json_object *o, const char *key);
+/* The id of a field that is either an id string or an expanded object with "id". */
+const char *stripe_json_ref(struct json_object *o, const char *key);
+/* Parses a body; NULL if it is not a complete JSON object. Caller puts the result. */
+struct json_object *stripe_json_parse(const uint8_t *body, size_t len);
+
+/* Upper-case ISO code in out[4], or "other" when cur is not three ASCII letters. */
+void stripe_currency_label(const char *cur, char *out, size_t size);
+/* [a-z0-9_]{1,48} copied, else "other"; NULL or "" gives dflt. */
+void stripe_code_label(const char *code, const char *dflt, char *out, size_t size);
+/* The event type itself if it is a known Stripe type, else "other". */
+const char *stripe_event_type_label(const char *type);
+/* Minor units per major unit: 1 (zero-decimal), 1000 (three-decimal) or 100. */
+double stripe_currency_divisor(const char *currency);
+
+/* Payments (stripe_payments.c). */
+void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_object *pi,
+				enum stripe_source src);
+/* A 402 response: error object with code, decline_code, charge, payment_intent. */
+void stripe_payment_error_seen(struct stripe_semantics *s, struct json_object *err,
+			       const char *idempotency_key, const char *req_currency);
+size_t stripe_intent_size(void);
+void stripe_payments_expire(struct stripe_semantics *s, bool all);
+void stripe_intent_evicted(const char *key, void *value, void *ctx);
+
+/* Subscriptions (stripe_subscriptions.c). */
+void stripe_subscription_seen(struct stripe_semantics *s, struct json_object *sub,
+			      enum stripe_source src, bool created, bool deleted);
+struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur);
+size_t stripe_subscription_size(void);
+double stripe_subscription_mrr_minor(struct json_object *sub, bool *ok);
+void stripe_subscription_evicted(const char *key, void *value, void *ctx);
+
+/* Refunds and disputes (stripe_semantics.c). */
+void stripe_refund_seen(struct stripe_semantics *s, struct json_object *refund);
+void stripe_dispute_seen(struct stripe_semantics *s, struct json_object *dispute);
+
+/* Webhooks (webhook.c). */
+void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex);
+/* Dispatches a Stripe object (data.object of an event, or an API response body). */
+void stripe_object_dispatch(struct stripe_semantics *s, struct json_object *obj,
+			    const char *event_type, enum stripe_source src);
+
+/* Case-insensitive header lookup of this stage (src/http owns http_message_header; using our
+ * own keeps the semantics stage testable and linkable alone). */
+const char *stripe_header(const struct http_message *m, const char *name);
+
+#endif

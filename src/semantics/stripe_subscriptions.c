@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Subscriptions: created / canceled counters and the MRR gauge <ns>_subscription_revenue.
+ *
+ * MRR is state, not an event: each subscription seen (API response or webhook) replaces its own
+ * contribution. It contributes while its status is active or past_due (trialing, incomplete,
+ * unpaid, paused do not pay now): the sum over items of price.unit_amount x quantity,
+ * normalised to a month (year / 12, week x 52 / 12, day x 365 / 12, each / interval_count),
+ * in major units. Discounts and taxes are not applied. Canceled is final in Stripe, so once a
+ * subscription is seen canceled its later (late, out-of-order) states are ignored.
+ *
+ * The gauge only knows subscriptions seen since bizprobe started; a restart starts from 0
+ * until each subscription shows up again (src/state is where this will persist).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stripe_internal.h"
+
+struct stripe_sub {
+	double mrr;	  /* major units, contribution now in its currency's total */
+	char currency[8]; /* label form */
+	bool contributing;
+	bool created_counted;
+	bool canceled;
+};
+
+size_t stripe_subscription_size(void)
+{
+	return sizeof(struct stripe_sub);
+}
+
+static double interval_factor(const char *interval, int64_t count)
+{
+	double f;
+
+	if (!interval)
+		return 0;
+	if (!strcmp(interval, "month"))
+		f = 1;
+	else if (!strcmp(interval, "year"))
+		f = 1.0 / 12.0;
+	else if (!strcmp(interval, "week"))
+		f = 52.0 / 12.0;
+	else if (!strcmp(interval, "day"))
+		f = 365.0 / 12.0;
+	else
+		return 0;
+	return f / (double)(count > 0 ? count : 1);
+}
+
+static bool item_unit_amount(struct json_object *price, double *out)
+{
+	int64_t v;
+	const char *dec;
+
+	if (stripe_json_int(price, "unit_amount", &v) || stripe_json_int(price, "amount", &v)) {
+		*out = (double)v;
+		return true;
+	}
+	dec = stripe_json_str(price, "unit_amount_decimal");
+	if (!dec)
+		dec = stripe_json_str(price, "amount_decimal");
+	if (dec) {
+		char *end;
+
+		*out = strtod(dec, &end);
+		return end != dec && *out >= 0;
+	}
+	return false;
+}
+
+double stripe_subscription_mrr_minor(struct json_object *sub, bool *ok)
+{
+	struct json_object *items = stripe_json_obj(sub, "items"), *data;
+	double total = 0;
+	size_t n;
+
+	*ok = false;
+	if (!items || !json_object_object_get_ex(items, "data", &data) ||
+	    !json_object_is_type(data, json_type_array))
+		return 0;
+	n = json_object_array_length(data);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *item = json_object_array_get_idx(data, i);
+		struct json_object *price = stripe_json_obj(item, "price");
+		struct json_object *rec;
+		const char *interval;
+		int64_t count = 1, qty = 1;
+		double unit;
+
+		if (!price)
+			price = stripe_json_obj(item, "plan");
+		rec = stripe_json_obj(price, "recurring");
+		if (rec) {
+			interval = stripe_json_str(rec, "interval");
+			stripe_json_int(rec, "interval_count", &count);
+		} else {
+			/* Legacy Plan objects carry the interval themselves. */
+			interval = stripe_json_str(price, "interval");
+			stripe_json_int(price, "interval_count", &count);
+		}
+		if (!interval || !item_unit_amount(price, &unit))
+			continue; /* metered without amount, or one-off: no fixed monthly revenue */
+		stripe_json_int(item, "quantity", &qty);
+		if (qty < 0)
+			qty = 0;
+		total += unit * (double)qty * interval_factor(interval, count);
+	}
+	*ok = true;
+	return total;
+}
+
+/* Per-currency totals, recomputed exactly to 0 when the last contributor leaves so that float
+ * residue never shows as a phantom MRR. */
+static void mrr_apply(struct stripe_semantics *s, const char *cur, double delta, int dn)
+{
+	struct stripe_mrr_total *t = stripe_mrr_total(s, cur);
+	const char *labels[1];
+
+	if (!t)
+		return;
+	labels[0] = t->currency;
+	t->sum += delta;
+	t->n += dn;
+	if (t->n <= 0) {
+		t->n = 0;
+		t->sum = 0;
+	}
+	metrics_set(s->mrr, labels, t->sum);
+}
+
+static void drop_contribution(struct stripe_semantics *s, struct stripe_sub *rec)
+{
+	if (!rec->contributing)
+		return;
+	mrr_apply(s, rec->currency, -rec->mrr, -1);
+	rec->contributing = false;
+	rec->mrr = 0;
+	s->stats.subscriptions--;
+}
+
+void stripe_subscription_seen(struct stripe_semantics *s, struct json_object *sub,
+			      enum stripe_source src, bool created, bool deleted)
+{
+	const char *id = stripe_json_str(sub, "id");
+	const char *status = stripe_json_str(sub, "status");
+	struct stripe_sub *rec;
+	bool fresh = false, paying, ok;
+	double minor;
+	char cur[8];
+
+	if (!id || !status)
+		return;
+	if (src == STRIPE_SRC_API_READ) {
+		rec = stripe_lru_get(s->subs, id);
+		created = false;
+	} else {
+		rec = stripe_lru_put(s->subs, id, &fresh);
+	}
+	if (!rec) {
+		/* A read of a subscription we never tracked: learn its MRR if it pays, so a
+		 * restarted bizprobe recovers state from the app's own reads. */
+		if (strcmp(status, "active") && strcmp(status, "past_due"))
+			return;
+		rec = stripe_lru_put(s->subs, id, &fresh);
+		if (!rec)
+			return;
+	}
+	if (rec->canceled)
+		return;
+	if (created && !rec->created_counted) {
+		metrics_inc(s->subs_created, NULL);
+		rec->created_counted = true;
+	}
+	if (deleted || !strcmp(status, "canceled") || !strcmp(status, "incomplete_expired")) {
+		drop_contribution(s, rec);
+		rec->canceled = true;
+		/* incomplete_expired never started paying: not a cancellation. A read only
+		 * reports a cancellation of a subscription we knew. */
+		if (strcmp(status, "incomplete_expired") && (src != STRIPE_SRC_API_READ || !fresh))
+			metrics_inc(s->subs_canceled, NULL);
+		return;
+	}
+	paying = !strcmp(status, "active") || !strcmp(status, "past_due");
+	minor = paying ? stripe_subscription_mrr_minor(sub, &ok) : 0;
+	if (paying && !ok)
+		return; /* items not in this body (truncated or not expanded): keep what we had */
+	stripe_currency_label(stripe_json_str(sub, "currency"), cur, sizeof(cur));
+	drop_contribution(s, rec);
+	if (paying) {
+		rec->mrr = minor / stripe_currency_divisor(cur);
+		snprintf(rec->currency, sizeof(rec->currency), "%s", cur);
+		rec->contributing = true;
+		s->stats.subscriptions++;
+		mrr_apply(s, rec->currency, rec->mrr, 1);
+	}
+}
+
+void stripe_subscription_evicted(const char *key, void *value, void *ctx)
+{
+	drop_contribution(ctx, value);
+}
+
+struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n_mrr_totals; i++) {
+		if (!strcmp(s->mrr_totals[i].currency, cur))
+			return &s->mrr_totals[i];
+	}
+	/* The last slot is kept for "other" so that the currency label stays bounded. */
+	if (s->n_mrr_totals + 1 >= STRIPE_MAX_CURRENCIES)
+		cur = METRICS_OVERFLOW_VALUE;
+	for (i = 0; i < s->n_mrr_totals; i++) {
+		if (!strcmp(s->mrr_totals[i].currency, cur))
+			return &s->mrr_totals[i];
+	}
+	if (s->n_mrr_totals >= STRIPE_MAX_CURRENCIES)
+		return NULL;
+	snprintf(s->mrr_totals[i].currency, sizeof(s->mrr_totals[i].currency), "%s", cur);
+	s->n_mrr_totals++;
+	return &s->mrr_totals[i];
+}

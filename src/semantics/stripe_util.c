@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Small Stripe helpers: JSON access, label sanitising (every label value is bounded and free of
+ * identifiers), currency units, endpoint templates, form bodies, header lookup.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "stripe_internal.h"
+
+const char *stripe_json_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool stripe_json_int(struct json_object *o, const char *key, int64_t *out)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*out = json_object_get_int64(v);
+	return true;
+}
+
+struct json_object *stripe_json_obj(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
+		return NULL;
+	return v;
+}
+
+const char *stripe_json_ref(struct json_object *o, const char *key)
+{
+	const char *id = stripe_json_str(o, key);
+
+	if (id)
+		return id;
+	return stripe_json_str(stripe_json_obj(o, key), "id");
+}
+
+struct json_object *stripe_json_parse(const uint8_t *body, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (!body || !len || len > (size_t)INT32_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, (const char *)body, (int)len);
+	/* A cut body leaves the tokener wanting more (json_tokener_continue): not a result. */
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+void stripe_currency_label(const char *cur, char *out, size_t size)
+{
+	if (cur && strlen(cur) == 3 && isalpha((unsigned char)cur[0]) &&
+	    isalpha((unsigned char)cur[1]) && isalpha((unsigned char)cur[2])) {
+		snprintf(out, size, "%c%c%c", toupper((unsigned char)cur[0]),
+			 toupper((unsigned char)cur[1]), toupper((unsigned char)cur[2]));
+		return;
+	}
+	snprintf(out, size, "%s", METRICS_OVERFLOW_VALUE);
+}
+
+void stripe_code_label(const char *code, const char *dflt, char *out, size_t size)
+{
+	size_t n;
+
+	if (!code || !*code) {
+		snprintf(out, size, "%s", dflt);
+		return;
+	}
+	n = strlen(code);
+	if (n > 48 || strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
+		snprintf(out, size, "%s", METRICS_OVERFLOW_VALUE);
+		return;
+	}
+	snprintf(out, size, "%s", code);
+}
+
+/* Event types a subscription platform sees; anything else is "other" so that the type label
+ * stays bounded whatever a (possibly forged) body says. */
+static const char *const known_event_types[] = {
+    "charge.captured",
+    "charge.dispute.closed",
+    "charge.dispute.created",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.updated",
+    "charge.expired",
+    "charge.failed",
+    "charge.pending",
+    "charge.refund.updated",
+    "charge.refunded",
+    "charge.succeeded",
+    "charge.updated",
+    "checkout.session.async_payment_failed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.completed",
+    "checkout.session.expired",
+    "customer.created",
+    "customer.deleted",
+    "customer.updated",
+    "customer.subscription.created",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "customer.subscription.updated",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.finalization_failed",
+    "invoice.marked_uncollectible",
+    "invoice.paid",
+    "invoice.payment_action_required",
+    "invoice.payment_failed",
+    "invoice.payment_succeeded",
+    "invoice.upcoming",
+    "invoice.updated",
+    "invoice.voided",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.canceled",
+    "payment_intent.created",
+    "payment_intent.partially_funded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.succeeded",
+    "payment_method.attached",
+    "payment_method.detached",
+    "payout.paid",
+    "payout.failed",
+    "price.created",
+    "price.updated",
+    "product.created",
+    "product.updated",
+    "refund.created",
+    "refund.failed",
+    "refund.updated",
+    "setup_intent.succeeded",
+    "setup_intent.setup_failed",
+};
+
+const char *stripe_event_type_label(const char *type)
+{
+	if (type) {
+		for (size_t i = 0; i < sizeof(known_event_types) / sizeof(known_event_types[0]);
+		     i++) {
+			if (!strcmp(type, known_event_types[i]))
+				return known_event_types[i];
+		}
+	}
+	return METRICS_OVERFLOW_VALUE;
+}
+
+/* https://docs.stripe.com/currencies#zero-decimal and #three-decimal */
+static const char *const zero_decimal[] = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA",
+					   "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"};
+static const char *const three_decimal[] = {"BHD", "JOD", "KWD", "OMR", "TND"};
+
+static bool in_list(const char *cur, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strcasecmp(cur, list[i]))
+			return true;
+	}
+	return false;
+}
+
+double stripe_currency_divisor(const char *currency)
+{
+	if (currency && in_list(currency, zero_decimal, sizeof(zero_decimal) / sizeof(char *)))
+		return 1.0;
+	if (currency && in_list(currency, three_decimal, sizeof(three_decimal) / sizeof(char *)))
+		return 1000.0;
+	return 100.0;
+}
+
+double stripe_amount_to_major(int64_t minor, const char *currency)
+{
+	return (double)minor / stripe_currency_divisor(currency);
+}
+
+/* Resources that span two segments (/v1/checkout/sessions/{id}). */
+static const char *const namespaces[] = {
+    "apps",
+    "billing",
+    "billing_portal",
+    "checkout",
+    "climate",
+    "entitlements",
+    "financial_connections",
+    "forwarding",
+    "identity",
+    "issuing",
+    "radar",
+    "reporting",
+    "sigma",
+    "tax",
+    "terminal",
+    "test_helpers",
+    "treasury",
+};
+/* Collection-level words that sit where an id would (/v1/customers/search). */
+static const char *const collection_words[] = {"search", "upcoming", "preview"};
+
+static bool word_in(const char *seg, size_t len, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(list[i]) == len && !memcmp(seg, list[i], len))
+			return true;
+	}
+	return false;
+}
+
+static bool segment_is_word(const char *seg, size_t len)
+{
+	return len > 0 && len <= 40 && strspn(seg, "abcdefghijklmnopqrstuvwxyz_") >= len;
+}
+
+/*
+ * Stripe paths alternate names and ids after the version and the resource:
+ * /v1/customers/{id}/sources/{id}, /v1/payment_intents/{id}/confirm. Templating by position
+ * rather than by the look of a segment also hides custom ids that look like words (Stripe
+ * lets apps choose customer and price ids).
+ */
+void stripe_endpoint_template(const char *path, char *out, size_t size)
+{
+	const char *p = path;
+	size_t used = 0;
+	int seg_no = 0;
+	bool id_slot = false;
+
+	if (!path || path[0] != '/' || size < 8)
+		goto other;
+	out[0] = '\0';
+	while (*p == '/') {
+		const char *seg = p + 1;
+		size_t len = strcspn(seg, "/?#");
+		const char *txt = NULL;
+		int n;
+
+		p = seg + len;
+		if (!len)
+			continue;
+		if (++seg_no > 7)
+			goto other;
+		if (seg_no == 1) {
+			if (len != 2 || seg[0] != 'v' || !isdigit((unsigned char)seg[1]))
+				goto other;
+		} else if (id_slot) {
+			if (!word_in(seg, len, collection_words,
+				     sizeof(collection_words) / sizeof(collection_words[0])))
+				txt = "{id}";
+			id_slot = false;
+		} else {
+			if (!segment_is_word(seg, len))
+				goto other;
+			/* After /v1/<namespace>, the resource name follows, not an id. */
+			id_slot =
+			    !(seg_no == 2 && word_in(seg, len, namespaces,
+						     sizeof(namespaces) / sizeof(namespaces[0])));
+		}
+		if (txt)
+			n = snprintf(out + used, size - used, "/%s", txt);
+		else
+			n = snprintf(out + used, size - used, "/%.*s", (int)len, seg);
+		if (n < 0 || (size_t)n >= size - used)
+			goto other;
+		used += (size_t)n;
+	}
+	if (!used)
+		snprintf(out, size, "/");
+	return;
+other:
+	snprintf(out, size, "%s", METRICS_OVERFLOW_VALUE);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes %XX and '+' of [in, in+len) into out; returns the decoded length or -ENOSPC. */
+static int form_decode(const char *in, size_t len, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 &&
+			   hexval(in[i + 2]) >= 0) {
+			c = (char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+			i += 2;
+		}
+		if (o + 1 >= size)
+			return -ENOSPC;
+		out[o++] = c;
+	}
+	if (size)
+		out[o] = '\0';
+	return (int)o;
+}
+
+int stripe_form_get(const char *body, size_t len, const char *key, char *out, size_t size)
+{
+	const char *p = body, *end = body + len;
+	char name[256];
+
+	if (!body || !key || !out || !size)
+		return -ENOENT;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *pair_end = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+		const char *name_end = eq ? eq : pair_end;
+
+		/* Keys arrive encoded (metadata%5Bfan_id%5D); compare decoded. */
+		if (form_decode(p, (size_t)(name_end - p), name, sizeof(name)) >= 0 &&
+		    !strcmp(name, key)) {
+			if (!eq)
+				return form_decode("", 0, out, size);
+			return form_decode(eq + 1, (size_t)(pair_end - eq - 1), out, size);
+		}
+		p = pair_end + 1;
+	}
+	return -ENOENT;
+}
+
+const char *stripe_header(const struct http_message *m, const char *name)
+{
+	for (unsigned i = 0; i < m->n_headers && i < HTTP_MAX_HEADERS; i++) {
+		if (m->headers[i].name && !strcasecmp(m->headers[i].name, name))
+			return m->headers[i].value ? m->headers[i].value : "";
+	}
+	return NULL;
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Inbound Stripe webhooks: a POST carrying Stripe-Signature, on any path (apps mount their
+ * handler where they like). An event counts only if the app accepted it (2xx: otherwise Stripe
+ * redelivers and we count the redelivery), its signature verifies when a secret is configured,
+ * and its evt_ id was not processed before (redeliveries count once, as "duplicate").
+ * Outcomes of <ns>_webhook_events_total: processed, duplicate, rejected (bad or stale
+ * signature, not an event), truncated (body cut by the capture: neither signature nor content
+ * can be checked, so it is counted but not interpreted; a later complete redelivery is still
+ * processed).
+ */
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stripe_internal.h"
+
+#define WEBHOOK_SIG_LEN 32 /* SHA-256 */
+#define WEBHOOK_MAX_V1	8  /* v1 entries considered (Stripe sends one per active secret) */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int hmac_sha256(const char *secret, const char *t, size_t tlen, const uint8_t *body,
+		       size_t len, uint8_t out[WEBHOOK_SIG_LEN])
+{
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+	    OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	size_t outl = 0;
+	int err = -EIO;
+
+	if (!ctx)
+		goto cleanup;
+	/* Stripe signs "<t>.<raw body>" with the whole whsec_ string as the key. */
+	if (!EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) ||
+	    !EVP_MAC_update(ctx, (const unsigned char *)t, tlen) ||
+	    !EVP_MAC_update(ctx, (const unsigned char *)".", 1) ||
+	    (len && !EVP_MAC_update(ctx, body, len)) ||
+	    !EVP_MAC_final(ctx, out, &outl, WEBHOOK_SIG_LEN) || outl != WEBHOOK_SIG_LEN)
+		goto cleanup;
+	err = 0;
+cleanup:
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return err;
+}
+
+int webhook_verify_signature(const char *header, const uint8_t *body, size_t body_len,
+			     const char *secret, time_t now, unsigned tolerance_s)
+{
+	uint8_t sigs[WEBHOOK_MAX_V1][WEBHOOK_SIG_LEN], expected[WEBHOOK_SIG_LEN];
+	const char *p = header, *t = NULL;
+	size_t tlen = 0;
+	unsigned n_sigs = 0;
+	bool match = false;
+	long long ts;
+	int err;
+
+	if (!header || !secret || !*secret)
+		return -EINVAL;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const char *eq = memchr(p, '=', len);
+
+		while (*p == ' ' && len) {
+			p++;
+			len--;
+		}
+		if (eq) {
+			size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+			const char *v = eq + 1;
+
+			if (klen == 1 && p[0] == 't') {
+				t = v;
+				tlen = vlen;
+			} else if (klen == 2 && !memcmp(p, "v1", 2) &&
+				   vlen == 2 * WEBHOOK_SIG_LEN && n_sigs < WEBHOOK_MAX_V1) {
+				bool ok = true;
+
+				for (size_t i = 0; i < WEBHOOK_SIG_LEN && ok; i++) {
+					int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
+
+					ok = hi >= 0 && lo >= 0;
+					sigs[n_sigs][i] = (uint8_t)(hi * 16 + lo);
+				}
+				if (ok)
+					n_sigs++;
+			}
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	if (!t || !tlen || tlen > 19 || strspn(t, "0123456789") < tlen || !n_sigs)
+		return -EINVAL;
+	ts = strtoll(t, NULL, 10);
+	err = hmac_sha256(secret, t, tlen, body, body_len, expected);
+	if (err)
+		return err;
+	/* Constant time, and no early exit: which entry matched must not leak through timing. */
+	for (unsigned i = 0; i < n_sigs; i++)
+		match |= CRYPTO_memcmp(sigs[i], expected, WEBHOOK_SIG_LEN) == 0;
+	if (!match)
+		return -EPERM;
+	if (ts < (long long)now - (long long)tolerance_s ||
+	    ts > (long long)now + (long long)tolerance_s)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+static void count_event(struct stripe_semantics *s, const char *type, const char *outcome)
+{
+	const char *labels[] = {stripe_event_type_label(type), outcome};
+
+	metrics_inc(s->webhooks, labels);
+}
+
+void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
+{
+	const char *sig = stripe_header(&ex->req, "Stripe-Signature");
+	struct json_object *evt = NULL, *data;
+	const char *type, *id;
+	bool created;
+
+	s->stats.webhook_exchanges++;
+	if (ex->status < 200 || ex->status > 299)
+		return; /* the app refused it; Stripe will redeliver and we count that */
+	if (ex->req.body_truncated) {
+		/* Neither the signature nor the event can be checked on part of a body. */
+		const char *labels[] = {"webhook"};
+
+		s->stats.truncated++;
+		metrics_inc(s->truncated, labels);
+		count_event(s, NULL, "truncated");
+		return;
+	}
+	evt = stripe_json_parse(ex->req.body, ex->req.body_len);
+	type = stripe_json_str(evt, "type");
+	id = stripe_json_str(evt, "id");
+	if (s->webhook_secret &&
+	    webhook_verify_signature(sig, ex->req.body, ex->req.body_len, s->webhook_secret, s->now,
+				     s->tolerance_s)) {
+		count_event(s, type, "rejected");
+		goto cleanup;
+	}
+	if (!evt || !type || !id) {
+		s->stats.parse_errors++;
+		count_event(s, type, "rejected");
+		goto cleanup;
+	}
+	if (!stripe_lru_put(s->events, id, &created))
+		goto cleanup;
+	if (!created) {
+		count_event(s, type, "duplicate");
+		goto cleanup;
+	}
+	count_event(s, type, "processed");
+	data = stripe_json_obj(evt, "data");
+	stripe_object_dispatch(s, stripe_json_obj(data, "object"), type, STRIPE_SRC_WEBHOOK);
+cleanup:
+	json_object_put(evt);
+}
