@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it (root needed for the BPF parts):
+#   unit        every build/tests/test_* (cmocka)
+#   integration tests/integration/test_*.py against real Node, Python and curl processes
+#   e2e         tests/e2e/*.sh: the demo platform end to end, scraped by a real Prometheus
+#   vm          scripts/vmtest.sh: the BPF tests on other kernels (skipped when qemu is absent,
+#               or with BIZPROBE_SKIP_VMTEST=1)
+# Ends with one line "N passed, N failed"; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+# Adds the counts of a log's "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" lines (cmocka)
+# or its last "N passed, N failed" line; a runner that died without either counts as one failure.
+count_log() {
+	local name=$1 log=$2 rc=$3 p f line
+	p=$(grep -Eo '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
+	f=$(grep -Eo '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$NF} END {print s+0}')
+	if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+		line=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=$(echo "$line" | awk '{print $1}')
+			f=$(echo "$line" | awk '{print $3}')
+		fi
+	fi
+	if [ "$rc" -ne 0 ] && [ "$f" = 0 ]; then
+		f=1 # crashed or exited non-zero without reporting a failure: still a failure
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -gt 0 ]; then
+		failures+=("$name (log: $log)")
+	fi
+	printf '%-40s %4d passed, %4d failed\n' "$name" "$p" "$f"
+}
+
+run() {
+	local name=$1
+	shift
+	local log="$logdir/$(echo "$name" | tr '/ ' '__').log"
+	"$@" >"$log" 2>&1
+	count_log "$name" "$log" $?
+}
+
+echo "== unit"
+for t in build/tests/test_*; do
+	[ -x "$t" ] || continue
+	run "unit/$(basename "$t")" "$t"
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run-tests: the integration, e2e and VM tests need root (BPF); run as root" >&2
+	failed=$((failed + 1))
+else
+	echo "== integration"
+	for t in tests/integration/test_*.py; do
+		run "integration/$(basename "$t" .py)" /usr/bin/python3 "$t"
+	done
+	echo "== e2e"
+	for t in tests/e2e/test_*.sh; do
+		[ -x "$t" ] || continue
+		run "e2e/$(basename "$t" .sh)" "$t"
+	done
+	if [ "${BIZPROBE_SKIP_VMTEST:-0}" != 1 ] && command -v qemu-system-x86_64 >/dev/null &&
+		[ -x scripts/vmtest.sh ]; then
+		echo "== vm"
+		run "vm/kernel-matrix" scripts/vmtest.sh
+		grep -E '^vmtest ' "$logdir/vm_kernel-matrix.log" | sed 's/^/   /'
+	fi
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed:"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
