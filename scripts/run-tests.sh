@@ -2,7 +2,7 @@
 # The whole suite, as `make test` runs it (root needed for the BPF parts):
 #   unit        every build/tests/test_* (cmocka)
 #   integration tests/integration/test_*.py against real Node, Python and curl processes
-#   e2e         tests/e2e/*.sh: the demo platform end to end, scraped by a real Prometheus
+#   e2e         tests/e2e/test_*.py: the demo platform end to end, scraped by a real Prometheus
 #   vm          scripts/vmtest.sh: the BPF tests on other kernels (skipped when qemu is absent,
 #               or with BIZPROBE_SKIP_VMTEST=1)
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
@@ -62,9 +62,8 @@ else
 		run "integration/$(basename "$t" .py)" /usr/bin/python3 "$t"
 	done
 	echo "== e2e"
-	for t in tests/e2e/test_*.sh; do
-		[ -x "$t" ] || continue
-		run "e2e/$(basename "$t" .sh)" "$t"
+	for t in tests/e2e/test_*.py; do
+		run "e2e/$(basename "$t" .py)" /usr/bin/python3 "$t"
 	done
 	if [ "${BIZPROBE_SKIP_VMTEST:-0}" != 1 ] && command -v qemu-system-x86_64 >/dev/null &&
 		[ -x scripts/vmtest.sh ]; then

@@ -26,6 +26,8 @@ struct cli_opts {
 	const char *webhook_secret_file;
 	const char *stripe_hosts[8];
 	size_t n_stripe_hosts;
+	unsigned action_timeout_s;     /* 0: the semantics' default */
+	unsigned processing_timeout_s; /* 0: the semantics' default */
 };
 
 /* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */

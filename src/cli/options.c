@@ -28,6 +28,9 @@ void cli_usage(FILE *out)
 		"run:\n"
 		"  --listen ADDR:PORT metrics endpoint (default 127.0.0.1:9464)\n"
 		"  --namespace NAME   metric name prefix (default direct_fan)\n"
+		"  --action-timeout S      a payment left in requires_action counts with that\n"
+		"                          status after S seconds (default 3600)\n"
+		"  --processing-timeout S  likewise for processing (default 259200)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
 		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*)\n"
 		"options:\n"
@@ -54,7 +57,7 @@ static int parse_u32(const char *s, uint32_t *out)
 enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
-	OPT_STRIPE_HOST, OPT_EMPTY_PROBES,
+	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -73,6 +76,8 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"webhook-secret-file", required_argument, NULL, OPT_WEBHOOK_SECRET_FILE},
 		{"stripe-host", required_argument, NULL, OPT_STRIPE_HOST},
+		{"action-timeout", required_argument, NULL, OPT_ACTION_TIMEOUT},
+		{"processing-timeout", required_argument, NULL, OPT_PROCESSING_TIMEOUT},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
 		{"empty-probes", no_argument, NULL, OPT_EMPTY_PROBES},
 		{"verbose", no_argument, NULL, 'v'},
@@ -138,6 +143,17 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		case OPT_STRIPE_HOST:
 			if (o->n_stripe_hosts < sizeof(o->stripe_hosts) / sizeof(o->stripe_hosts[0]))
 				o->stripe_hosts[o->n_stripe_hosts++] = optarg;
+			break;
+		case OPT_ACTION_TIMEOUT:
+		case OPT_PROCESSING_TIMEOUT:
+			if (parse_u32(optarg, &v) || v == 0) {
+				fprintf(stderr, "bizprobe %s: bad timeout %s\n", cmd, optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_ACTION_TIMEOUT)
+				o->action_timeout_s = v;
+			else
+				o->processing_timeout_s = v;
 			break;
 		case OPT_EMPTY_PROBES:
 			o->capture.empty_probes = true;

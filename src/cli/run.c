@@ -1,13 +1,149 @@
 // SPDX-License-Identifier: MIT
-/* `bizprobe run`: placeholder until the metrics pipeline is wired (issue 3). */
+/* `bizprobe run`: business metrics from the traced processes' Stripe traffic, served to
+ * Prometheus until SIGINT/SIGTERM. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "bizprobe/metrics.h"
+#include "bizprobe/metrics_server.h"
+#include "bizprobe/self_metrics.h"
+#include "bizprobe/stripe.h"
 #include "cli.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:9464"
+#define SECRET_MAX 256
+
+struct run_ctx {
+	struct metrics_registry *reg;
+	struct stripe_semantics *stripe; /* NULL when ENABLE_BUSINESS_METRICS=false */
+	struct self_metrics *self;
+};
+
+static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *ctx)
+{
+	struct run_ctx *r = ctx;
+
+	if (r->stripe)
+		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
+}
+
+static void on_tick(struct capture_session *cs, struct http_tracker *ht, void *ctx)
+{
+	struct run_ctx *r = ctx;
+	struct capture_stats c;
+	struct http_tracker_stats h;
+
+	capture_session_get_stats(cs, &c);
+	http_tracker_get_stats(ht, &h);
+	self_metrics_update(r->self, &c, &h);
+	if (r->stripe)
+		stripe_semantics_tick(r->stripe, time(NULL));
+}
+
+/* The signing secret comes from a file (a mounted Kubernetes Secret) or the environment, never
+ * from argv, where `ps` would show it. */
+static int load_secret(const char *file, char *out, size_t cap)
+{
+	const char *env = getenv("STRIPE_WEBHOOK_SECRET");
+	FILE *f;
+	size_t n;
+
+	out[0] = '\0';
+	if (!file) {
+		if (env)
+			snprintf(out, cap, "%s", env);
+		return 0;
+	}
+	f = fopen(file, "re");
+	if (!f) {
+		fprintf(stderr, "bizprobe run: --webhook-secret-file %s: %s\n", file,
+			strerror(errno));
+		return -errno;
+	}
+	n = fread(out, 1, cap - 1, f);
+	fclose(f);
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+static bool env_false(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
+}
 
 int cmd_run(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "bizprobe run: not built yet\n");
-	return 2;
+	struct cli_opts o = {0};
+	struct run_ctx r = {0};
+	struct metrics_server *srv = NULL;
+	struct metrics_server_config sc = {0};
+	char secret[SECRET_MAX];
+	int rc = cli_parse("run", argc, argv, &o);
+
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	if (load_secret(o.webhook_secret_file, secret, sizeof(secret)))
+		return 2;
+	if (!!o.tls_cert != !!o.tls_key) {
+		fprintf(stderr, "bizprobe run: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	rc = 1;
+	r.reg = metrics_registry_new();
+	if (!r.reg || metrics_process_register(r.reg) ||
+	    metrics_build_info_register(r.reg, BIZPROBE_VERSION)) {
+		fprintf(stderr, "bizprobe run: out of memory\n");
+		goto cleanup;
+	}
+	if (!env_false("ENABLE_BUSINESS_METRICS")) {
+		struct stripe_config scfg = {
+			.namespace = o.namespace_ ? o.namespace_ : "direct_fan",
+			.extra_hosts = o.stripe_hosts,
+			.n_extra_hosts = (unsigned)o.n_stripe_hosts,
+			.webhook_secret = secret[0] ? secret : NULL,
+			.action_timeout_s = o.action_timeout_s,
+			.processing_timeout_s = o.processing_timeout_s,
+		};
+
+		r.stripe = stripe_semantics_new(r.reg, &scfg);
+		if (!r.stripe) {
+			fprintf(stderr, "bizprobe run: bad --namespace or out of memory\n");
+			goto cleanup;
+		}
+		if (!secret[0])
+			fprintf(stderr, "bizprobe run: no STRIPE_WEBHOOK_SECRET: webhook signatures "
+					"are not verified\n");
+	}
+	r.self = self_metrics_new(r.reg);
+	if (!r.self)
+		goto cleanup;
+
+	sc.listen = o.listen ? o.listen : DEFAULT_LISTEN;
+	sc.token = getenv("METRICS_AUTH_TOKEN");
+	if (sc.token && !sc.token[0])
+		sc.token = NULL;
+	sc.tls_cert_path = o.tls_cert;
+	sc.tls_key_path = o.tls_key;
+	if (metrics_server_start(r.reg, &sc, &srv)) {
+		fprintf(stderr, "bizprobe run: cannot serve metrics on %s (address in use? bad "
+				"certificate?)\n",
+			sc.listen);
+		goto cleanup;
+	}
+	fprintf(stderr, "bizprobe run: metrics at %s://%s/metrics%s\n", o.tls_cert ? "https" : "http",
+		sc.listen, sc.token ? " (bearer token required)" : "");
+	rc = cli_pipeline_run(&o, on_exchange, on_tick, &r);
+cleanup:
+	metrics_server_stop(srv);
+	stripe_semantics_free(r.stripe);
+	self_metrics_free(r.self);
+	metrics_registry_free(r.reg);
+	explicit_bzero(secret, sizeof(secret));
+	return rc;
 }

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * Inbound Stripe webhooks: a POST carrying Stripe-Signature, on any path (apps mount their
- * handler where they like). An event counts only if the app accepted it (2xx: otherwise Stripe
- * redelivers and we count the redelivery), its signature verifies when a secret is configured,
- * and its evt_ id was not processed before (redeliveries count once, as "duplicate").
- * Outcomes of <ns>_webhook_events_total: processed, duplicate, rejected (bad or stale
- * signature, not an event), truncated (body cut by the capture: neither signature nor content
+ * handler where they like). An event is processed only if the app accepted it (2xx), its
+ * signature verifies when a secret is configured, and its evt_ id was not processed before
+ * (redeliveries count once, as "duplicate"). Outcomes of <ns>_webhook_events_total: processed,
+ * duplicate, rejected (the app refused it, or a bad or stale signature, or not an event: each
+ * refusal counts, since a webhook endpoint that fails is what the payments team must see; Stripe
+ * redelivers it and a later accepted delivery is processed), truncated (body cut by the
+ * capture: neither signature nor content
  * can be checked, so it is counted but not interpreted; a later complete redelivery is still
  * processed).
  */
@@ -140,8 +142,6 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 	bool created;
 
 	s->stats.webhook_exchanges++;
-	if (ex->status < 200 || ex->status > 299)
-		return; /* the app refused it; Stripe will redeliver and we count that */
 	if (ex->req.body_truncated) {
 		/* Neither the signature nor the event can be checked on part of a body. */
 		const char *labels[] = {"webhook"};
@@ -154,6 +154,10 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 	evt = stripe_json_parse(ex->req.body, ex->req.body_len);
 	type = stripe_json_str(evt, "type");
 	id = stripe_json_str(evt, "id");
+	if (ex->status < 200 || ex->status > 299) {
+		count_event(s, type, "rejected");
+		goto cleanup;
+	}
 	if (s->webhook_secret &&
 	    webhook_verify_signature(sig, ex->req.body, ex->req.body_len, s->webhook_secret, s->now,
 				     s->tolerance_s)) {

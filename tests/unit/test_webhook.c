@@ -136,18 +136,20 @@ static void test_stale_rejected(void **state)
 	assert_true(mval(e->reg, "direct_fan_disputes_total", NULL) == 0);
 }
 
-static void test_app_error_not_counted(void **state)
+static void test_app_refusal_counts_rejected_not_processed(void **state)
 {
 	struct env *e = *state;
 
 	deliver(e, "evt_pi_succeeded.json", TEST_SECRET, T0, T0, 500);
 	deliver(e, "evt_pi_succeeded.json", TEST_SECRET, T0, T0, 400);
-	assert_true(msum(e->reg, EVENTS, NULL) == 0);
+	/* Each refusal is visible; nothing of the event is interpreted. */
+	assert_true(mval(e->reg, EVENTS, L("payment_intent.succeeded", "rejected")) == 2);
+	assert_true(msum(e->reg, EVENTS, NULL) == 2);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 0);
 	/* Stripe retries; the first accepted delivery is processed, not a duplicate. */
 	deliver(e, "evt_pi_succeeded.json", TEST_SECRET, T0 + 60, T0 + 60, 200);
 	assert_true(mval(e->reg, EVENTS, L("payment_intent.succeeded", "processed")) == 1);
-	assert_true(msum(e->reg, EVENTS, NULL) == 1);
+	assert_true(msum(e->reg, EVENTS, NULL) == 3);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 1);
 }
 
@@ -229,7 +231,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_duplicate_counted_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forged_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_rejected, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_app_error_not_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_app_refusal_counts_rejected_not_processed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_secret_accepts, setup_nosecret, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_type_and_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_a_webhook, setup, teardown),
