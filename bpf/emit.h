@@ -54,7 +54,11 @@ static __always_inline void flush_record(struct scratch_record *rec)
 	rec->ev.lost_before = cs->lost_pending[dir];
 	rec->ev.pad1 = 0;
 	bpf_get_current_comm(rec->ev.comm, sizeof(rec->ev.comm));
-	size = sizeof(rec->ev) + filled;
+	/* Re-bound after the barrier: clang spills filled and 5.10's verifier loses the bound
+	 * checked above on the reloaded copy. The mask is a no-op for filled <= BP_CHUNK_BYTES. */
+	size = filled;
+	asm volatile("" : "+r"(size));
+	size = (size & (2 * BP_CHUNK_BYTES - 1)) + sizeof(rec->ev);
 	if (bpf_ringbuf_output(&events, &rec->ev, size, 0)) {
 		stat_inc(BP_STAT_RINGBUF_FULL, 1);
 		cs->lost_pending[dir] += filled + c->lost_after;
@@ -72,14 +76,16 @@ static __always_inline void flush_record(struct scratch_record *rec)
  * loop iteration of every caller, which keeps the per-call loop within its budget on every
  * kernel from 5.10 on (bpf_loop would need 5.17).
  */
-__noinline int bp_emit_step(__u32 unused)
+__noinline int bp_emit_step(__u32 step)
 {
 	struct scratch_record *rec = scratch_get();
 	struct span_cursor *c;
 	struct iovec iov;
-	__u32 n, off;
+	__u64 n, off;
 
-	if (!rec)
+	/* step is used (a redundant bound) so that clang keeps passing it: 5.10 rejects a call
+	 * to a global function whose argument register was left holding a pointer. */
+	if (!rec || step >= MAX_STEPS_PER_CALL)
 		return 1;
 	c = &rec->cur;
 	if (c->total == 0 || c->budget == 0)
@@ -99,9 +105,14 @@ __noinline int bp_emit_step(__u32 unused)
 		flush_record(rec);
 		return 0;
 	}
-	n = c->left > BP_CHUNK_BYTES - off ? BP_CHUNK_BYTES - off : (__u32)c->left;
+	n = c->left > BP_CHUNK_BYTES - off ? BP_CHUNK_BYTES - off : c->left;
 	if (n > c->budget)
 		n = c->budget;
+	/* Bounds the verifier of every kernel can follow: 5.10's loses them through clang's
+	 * 32-bit moves, so re-derive them after a barrier (no-ops for the values above). */
+	asm volatile("" : "+r"(off), "+r"(n));
+	off &= BP_CHUNK_BYTES - 1;
+	n &= 2 * BP_CHUNK_BYTES - 1;
 	if (n > BP_CHUNK_BYTES)
 		return 1;
 	if (bpf_probe_read_user(rec->data + off, n, (const void *)c->base)) {
@@ -129,7 +140,7 @@ static __always_inline void emit_cursor(struct scratch_record *rec)
 	c->filled = 0;
 	c->lost_after = 0;
 	for (int i = 0; i < MAX_STEPS_PER_CALL; i++)
-		if (bp_emit_step(0))
+		if (bp_emit_step(i))
 			break;
 	if (c->total) {
 		stat_inc(BP_STAT_TRUNCATED, 1);

@@ -19,6 +19,7 @@ struct cli_opts {
 	bool json;
 	bool bodies;
 	/* run */
+	bool trace_lines; /* --trace: also print each exchange, as `trace` does */
 	const char *listen;
 	const char *namespace_;
 	const char *tls_cert;

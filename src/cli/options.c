@@ -28,6 +28,7 @@ void cli_usage(FILE *out)
 		"run:\n"
 		"  --listen ADDR:PORT metrics endpoint (default 127.0.0.1:9464)\n"
 		"  --namespace NAME   metric name prefix (default direct_fan)\n"
+		"  --trace            also print each exchange (the trace view) on stdout\n"
 		"  --action-timeout S      a payment left in requires_action counts with that\n"
 		"                          status after S seconds (default 3600)\n"
 		"  --processing-timeout S  likewise for processing (default 259200)\n"
@@ -57,7 +58,7 @@ static int parse_u32(const char *s, uint32_t *out)
 enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
-	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT,
+	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -77,6 +78,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"webhook-secret-file", required_argument, NULL, OPT_WEBHOOK_SECRET_FILE},
 		{"stripe-host", required_argument, NULL, OPT_STRIPE_HOST},
 		{"action-timeout", required_argument, NULL, OPT_ACTION_TIMEOUT},
+		{"trace", no_argument, NULL, OPT_TRACE},
 		{"processing-timeout", required_argument, NULL, OPT_PROCESSING_TIMEOUT},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
 		{"empty-probes", no_argument, NULL, OPT_EMPTY_PROBES},
@@ -110,6 +112,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_BODIES:
 			o->bodies = true;
+			break;
+		case OPT_TRACE:
+			o->trace_lines = true;
 			break;
 		case OPT_MAX_COPY:
 		case OPT_BODY_CAP:

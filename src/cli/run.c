@@ -11,6 +11,7 @@
 #include "bizprobe/metrics_server.h"
 #include "bizprobe/self_metrics.h"
 #include "bizprobe/stripe.h"
+#include "bizprobe/trace_format.h"
 #include "cli.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:9464"
@@ -20,6 +21,7 @@ struct run_ctx {
 	struct metrics_registry *reg;
 	struct stripe_semantics *stripe; /* NULL when ENABLE_BUSINESS_METRICS=false */
 	struct self_metrics *self;
+	bool trace_lines;
 };
 
 static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *ctx)
@@ -28,6 +30,14 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 
 	if (r->stripe)
 		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
+	if (r->trace_lines) {
+		char line[8192];
+
+		if (trace_format_text(ex, wall_ns, line, sizeof(line)) >= 0) {
+			puts(line);
+			fflush(stdout);
+		}
+	}
 }
 
 static void on_tick(struct capture_session *cs, struct http_tracker *ht, void *ctx)
@@ -95,6 +105,7 @@ int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	rc = 1;
+	r.trace_lines = o.trace_lines;
 	r.reg = metrics_registry_new();
 	if (!r.reg || metrics_process_register(r.reg) ||
 	    metrics_build_info_register(r.reg, BIZPROBE_VERSION)) {

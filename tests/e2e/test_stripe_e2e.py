@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from compare_metrics import compare, parse  # noqa: E402
-from harness import BIZPROBE, ROOT, free_port, main  # noqa: E402
+from harness import BIZPROBE, ROOT, SLOW, free_port, main  # noqa: E402
 
 DEMO_ENV = os.path.join(ROOT, "scripts", "demo-env.sh")
 MIX = os.path.join(ROOT, "examples", "traffic", "mix.js")
@@ -58,7 +58,7 @@ def http_get(url, token=None, timeout=10):
 
 def run_mix(expect_path):
     subprocess.run([DEMO_ENV, "exec", "node", MIX, "--expect", expect_path], check=True,
-                   timeout=300, stdout=subprocess.DEVNULL)
+                   timeout=300 * SLOW, stdout=subprocess.DEVNULL)
     return json.load(open(expect_path))
 
 
@@ -69,7 +69,7 @@ class StripeE2E(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="bizprobe-e2e-")
         subprocess.run([DEMO_ENV, "down"], capture_output=True)
-        subprocess.run([DEMO_ENV, "up"], check=True, timeout=300)
+        subprocess.run([DEMO_ENV, "up"], check=True, timeout=300 * SLOW)
         cls.app_pid = int(open(os.path.join(RUN_DIR, "app.pid")).read())
         cls.secret = read_env(os.path.join(RUN_DIR, "secrets.env"))["STRIPE_WEBHOOK_SECRET"]
         cls.port = free_port()
@@ -79,7 +79,7 @@ class StripeE2E(unittest.TestCase):
             [BIZPROBE, "run", "--pid", str(cls.app_pid), "--listen", "127.0.0.1:%d" % cls.port,
              "--action-timeout", str(ACTION_TIMEOUT_S)],
             env=env, stdout=subprocess.DEVNULL, stderr=open(cls.stderr_path, "w"))
-        deadline = time.time() + 60
+        deadline = time.time() + 60 * SLOW
         while "attached:" not in open(cls.stderr_path).read():
             if time.time() > deadline or cls.bp.poll() is not None:
                 raise RuntimeError("bizprobe did not attach: " + open(cls.stderr_path).read())
@@ -93,7 +93,7 @@ class StripeE2E(unittest.TestCase):
     def settle(cls, truth, timeout=30):
         """Scrapes until every expected sample is there (pending 3-D Secure attempts count after
         the action timeout), or the timeout; returns the last scrape."""
-        deadline = time.time() + max(timeout, ACTION_TIMEOUT_S + 5)
+        deadline = time.time() + max(timeout * SLOW, ACTION_TIMEOUT_S + 5)
         time.sleep(ACTION_TIMEOUT_S + 0.5)
         while True:
             status, text = http_get(cls.metrics_url, TOKEN)
@@ -171,7 +171,7 @@ class StripeE2E(unittest.TestCase):
 
         def wait_scrapes(n):
             """Waits until Prometheus has scraped the target n more times."""
-            deadline = time.time() + 60
+            deadline = time.time() + 60 * SLOW
             start = None
             while time.time() < deadline:
                 try:
@@ -226,7 +226,7 @@ class StripeE2E(unittest.TestCase):
     def test_z_clean_detach(self):
         """SIGTERM: bizprobe exits 0 and leaves no BPF program behind."""
         self.bp.send_signal(signal.SIGTERM)
-        self.assertEqual(self.bp.wait(30), 0)
+        self.assertEqual(self.bp.wait(30 * SLOW), 0)
         progs = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True).stdout
         self.assertNotIn("bp_emit_step", progs)
         self.assertNotIn("up_ssl_read", progs)

@@ -19,6 +19,11 @@ PYTHON = os.path.realpath("/usr/bin/python3")
 CURL = "/usr/bin/curl"
 
 
+# Under software emulation (the VM kernel matrix) everything runs several times slower.
+SLOW = float(os.environ.get("BIZPROBE_TEST_TIME_SCALE",
+                            "6" if os.environ.get("VMTEST_GUEST") == "1" else "1"))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -26,7 +31,7 @@ def free_port():
 
 
 def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -104,9 +109,10 @@ class Tracer:
                                      text=True, errors="replace")
         threading.Thread(target=self._read_out, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
-        if not self._attached.wait(60):
+        if not self._attached.wait(60 * SLOW) or self.proc.poll() is not None:
             self.proc.kill()
-            raise RuntimeError("bizprobe did not attach: %s" % "".join(self.stderr))
+            self.proc.wait()
+            raise RuntimeError("bizprobe did not attach: %s" % "".join(self.stderr[-40:]))
         return self
 
     def _read_out(self):
@@ -123,7 +129,7 @@ class Tracer:
 
     def wait_for(self, n, timeout=20):
         """Waits until at least n exchanges were printed (or the timeout), returns them."""
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
             with self._lock:
                 if len(self.exchanges) >= n:
@@ -135,14 +141,16 @@ class Tracer:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        rc = self.proc.wait(30)
+        rc = self.proc.wait(30 * SLOW)
         time.sleep(0.1)
         return rc
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if exc_type is not None:
+            sys.stdout.write("bizprobe stderr:\n" + "".join(self.stderr[-40:]))
 
 
 def key_of(x, role=None, tls=None):
@@ -153,7 +161,7 @@ def key_of(x, role=None, tls=None):
 
 def run_node_client(base, plan):
     out = subprocess.run([NODE, os.path.join(PROGS, "client.js"), base, json.dumps(plan)],
-                         check=True, capture_output=True, text=True, timeout=120)
+                         check=True, capture_output=True, text=True, timeout=120 * SLOW)
     return [json.loads(l) for l in out.stdout.splitlines()]
 
 

@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CURL, NODE, PROGS, PYTHON, Server, Tracer, key_of, main,  # noqa: E402
+from harness import (CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, key_of, main,  # noqa: E402
                      run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
@@ -77,7 +77,7 @@ class CaptureTest(unittest.TestCase):
                 "    c.request('GET', '/size/%%d?mode=cl' %% n); r = c.getresponse(); r.read()\n"
                 "    c.request('PUT', '/up', body=b'z' * n); r = c.getresponse(); r.read()\n"
             ) % srv.port
-            subprocess.run([PYTHON, "-c", script], check=True, timeout=60)
+            subprocess.run([PYTHON, "-c", script], check=True, timeout=60 * SLOW)
             got = tr.wait_for(8)
             tr.stop()
         truth = []
@@ -94,9 +94,9 @@ class CaptureTest(unittest.TestCase):
             for srv in (tsrv, psrv):
                 subprocess.run([CURL, "-sk", "-o", "/dev/null", "-o", "/dev/null",
                                 srv.base + "/size/5000?mode=chunked", srv.base + "/size/7"],
-                               check=True, timeout=30)
+                               check=True, timeout=30 * SLOW)
                 subprocess.run([CURL, "-sk", "-o", "/dev/null", "--data-binary", "hello",
-                                srv.base + "/form"], check=True, timeout=30)
+                                srv.base + "/form"], check=True, timeout=30 * SLOW)
             got = tr.wait_for(6)
             tr.stop()
         truth = []
@@ -129,7 +129,7 @@ class CaptureTest(unittest.TestCase):
                 srv.stop()
                 srv.start()
                 # The restarted server must be picked up before it answers anything.
-                time.sleep(0.5)
+                time.sleep(0.5 * SLOW)
                 run_node_client(srv.base, [{"method": "GET", "path": "/size/2"},
                                            {"method": "GET", "path": "/size/3"}])
                 got = tr.wait_for(3)

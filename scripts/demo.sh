@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make demo`: the fan platform (Express + the real Stripe SDK) in a network namespace talking to
+# a Stripe stand-in, live traffic, and bizprobe attached to the app from outside. Prints the
+# app's HTTP exchanges as they happen and a business summary every few seconds, with the
+# metrics URL. Ctrl-C removes everything (processes, netns).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN=${DEMO_RUN_DIR:-/run/bizprobe-demo}
+LISTEN=${DEMO_METRICS_LISTEN:-127.0.0.1:9464}
+SUMMARY_EVERY=${DEMO_SUMMARY_SECONDS:-5}
+TOKEN=${METRICS_AUTH_TOKEN:-demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (BPF and network namespaces)" >&2; exit 1; }
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	echo
+	echo "demo: stopping"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	scripts/demo-env.sh down >/dev/null 2>&1 || true
+	echo "demo: everything removed"
+}
+trap cleanup INT TERM EXIT
+
+scripts/demo-env.sh up
+app_pid=$(cat "$RUN/app.pid")
+# shellcheck disable=SC1091
+STRIPE_WEBHOOK_SECRET=$(. "$RUN/secrets.env" && echo "$STRIPE_WEBHOOK_SECRET")
+
+# One bizprobe: metrics for Prometheus, and the live exchange view on stdout.
+STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET METRICS_AUTH_TOKEN=$TOKEN \
+	build/bizprobe run --pid "$app_pid" --listen "$LISTEN" --trace --action-timeout 10 &
+pids+=($!)
+for _ in $(seq 1 100); do
+	curl -sf "http://$LISTEN/healthz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+scripts/demo-env.sh exec node examples/traffic/mix.js --loop --interval-ms 700 \
+	--expect "$RUN/live-expect.json" >/dev/null 2>&1 &
+pids+=($!)
+
+cat <<MSG
+
+demo: bizprobe is attached to the fan platform (pid $app_pid); the app has no metrics code.
+demo: metrics:  curl -H 'Authorization: Bearer $TOKEN' http://$LISTEN/metrics
+demo: Ctrl-C to stop and clean up.
+
+MSG
+
+# A business summary from the metrics endpoint, as a dashboard would show it.
+summary() {
+	curl -sf -H "Authorization: Bearer $TOKEN" "http://$LISTEN/metrics" | awk '
+		/^direct_fan_payment_attempts_total/ {
+			match($0, /status="[^"]*"/); s = substr($0, RSTART + 8, RLENGTH - 9)
+			att[s] += $NF; total += $NF }
+		/^direct_fan_payment_amounts_sum/ {
+			match($0, /currency="[^"]*"/); rev = rev sprintf(" %s %.2f", substr($0, RSTART + 10, RLENGTH - 11), $NF) }
+		/^direct_fan_subscription_revenue/ {
+			match($0, /currency="[^"]*"/); mrr = mrr sprintf(" %s %.2f", substr($0, RSTART + 10, RLENGTH - 11), $NF) }
+		/^direct_fan_subscriptions_created_total/ { subs = $NF }
+		/^direct_fan_refunds_total/ { refunds += $NF }
+		/^direct_fan_webhook_events_total/ { hooks += $NF }
+		END {
+			printf "== payments %d (succeeded %d, failed %d, requires_action %d) | revenue%s | MRR%s | subscriptions %d | refunds %d | webhooks %d\n",
+				total, att["succeeded"], att["failed"], att["requires_action"], rev ? rev : " -", mrr ? mrr : " -", subs, refunds, hooks
+		}'
+}
+
+while true; do
+	sleep "$SUMMARY_EVERY"
+	summary || true
+done

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The bpf() syscall answers: bpftool can enumerate programs and maps.
+set -eu
+command -v bpftool >/dev/null || { echo "bpftool not installed"; exit 77; }
+bpftool prog list >/dev/null
+bpftool map list >/dev/null
+bpftool feature probe kernel 2>/dev/null | grep -E "eBPF program_type (tracepoint|kprobe) is available" 

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The built tracer starts on this kernel far enough to print its version.
+set -eu
+bin=build/bizprobe
+[ -x "$bin" ] || { echo "$bin not built (make all)"; exit 77; }
+"$bin" --version

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# bizprobe captures a traced server that exits and starts again on this kernel.
+set -eu
+[ -x build/bizprobe ] || { echo "build/bizprobe not built (make all)"; exit 1; }
+cd tests/integration
+exec /usr/bin/python3 -m unittest -v test_capture.CaptureTest.test_traced_program_restarts
