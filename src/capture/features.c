@@ -63,7 +63,7 @@ static int check_caps(char *err, size_t err_len)
 	return 0;
 }
 
-static const char *tracefs_root(void)
+const char *features_tracefs_root(void)
 {
 	char path[128];
 
@@ -95,7 +95,7 @@ int features_check(char *err, size_t err_len)
 				       "Linux 5.8 and later)");
 		return -ENOTSUP;
 	}
-	if (!tracefs_root()) {
+	if (!features_tracefs_root()) {
 		snprintf(err, err_len, "tracefs is not mounted and could not be mounted at "
 				       "/sys/kernel/tracing");
 		return -ENOTSUP;
@@ -106,7 +106,7 @@ int features_check(char *err, size_t err_len)
 /* "tracepoint/CAT/NAME" or "raw_tracepoint/NAME" (sched events only) -> does tracefs have it? */
 static bool tracepoint_exists(const char *sec)
 {
-	const char *root = tracefs_root();
+	const char *root = features_tracefs_root();
 	char path[256];
 
 	if (!root)

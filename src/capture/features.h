@@ -13,6 +13,9 @@ int features_check(char *err, size_t err_len);
 /* Turns off programs whose tracepoint this kernel does not have; says so on stderr. */
 void features_disable_missing(struct bizprobe_bpf *skel);
 
+/* Where tracefs is mounted (mounting it if it is not), or NULL. */
+const char *features_tracefs_root(void);
+
 /* The capabilities bizprobe needs, for the README and the error messages. */
 extern const char features_required_caps[];
 

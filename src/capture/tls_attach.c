@@ -10,6 +10,7 @@
 #include "bizprobe.skel.h"
 #include "elf_sym.h"
 #include "proc.h"
+#include "uprobe_legacy.h"
 
 enum tls_fn { FN_WRITE, FN_WRITE_EX, FN_READ, FN_READ_EX, FN_FREE, FN__COUNT };
 
@@ -51,6 +52,7 @@ void tls_attacher_free(struct tls_attacher *a)
 	for (unsigned i = 0; i < a->n_files; i++)
 		for (unsigned k = 0; k < LINKS_PER_FILE; k++)
 			bpf_link__destroy(a->files[i].links[k]);
+	uprobe_legacy_cleanup();
 	free(a->files);
 	free(a);
 }
@@ -93,8 +95,18 @@ static int attach_one(struct tls_file *f, unsigned slot, struct bpf_program *pro
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
 	struct bpf_link *link;
 
-	/* pid -1: every process mapping this inode, present and future; the BPF side filters. */
+	libbpf_print_fn_t print;
+	int err;
+
+	/* pid -1: every process mapping this inode, present and future; the BPF side filters.
+	 * libbpf's own complaint is silenced: a refusal here has a fallback. */
+	print = libbpf_set_print(NULL);
 	link = bpf_program__attach_uprobe_opts(prog, -1, path, offset, &opts);
+	err = errno;
+	libbpf_set_print(print);
+	errno = err;
+	if (!link && (errno == EACCES || errno == EPERM))
+		link = uprobe_legacy_attach(prog, path, offset, ret);
 	if (!link)
 		return -errno;
 	f->links[slot] = link;

@@ -36,9 +36,11 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o);
 void cli_usage(FILE *out);
 
 /* Runs capture until SIGINT/SIGTERM, calling on_exchange for each completed exchange and tick
- * about once a second. Returns the process exit code. */
+ * after every poll (at most 200 ms apart), a last time with final set once the ring buffer is
+ * drained. Returns the process exit code. */
 typedef void (*cli_exchange_fn)(const struct http_exchange *ex, uint64_t wall_ns, void *ctx);
-typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht, void *ctx);
+typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht, bool final,
+			    void *ctx);
 int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn on_exchange, cli_tick_fn tick,
 		     void *ctx);
 

@@ -111,13 +111,13 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 			goto cleanup;
 		}
 		if (tick)
-			tick(cs, p.ht, ctx);
+			tick(cs, p.ht, false, ctx);
 	}
 	/* Drain what the kernel already wrote, so a clean stop loses nothing. */
 	while (capture_session_poll(cs, 0) > 0)
 		;
 	if (tick)
-		tick(cs, p.ht, ctx);
+		tick(cs, p.ht, true, ctx);
 	rc = 0;
 cleanup:
 	capture_session_free(cs);

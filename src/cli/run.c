@@ -40,7 +40,7 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 	}
 }
 
-static void on_tick(struct capture_session *cs, struct http_tracker *ht, void *ctx)
+static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool final, void *ctx)
 {
 	struct run_ctx *r = ctx;
 	struct capture_stats c;
@@ -51,6 +51,7 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, void *c
 	self_metrics_update(r->self, &c, &h);
 	if (r->stripe)
 		stripe_semantics_tick(r->stripe, time(NULL));
+	(void)final;
 }
 
 /* The signing secret comes from a file (a mounted Kubernetes Secret) or the environment, never

@@ -49,11 +49,12 @@ static void print_stats(struct capture_session *cs, struct http_tracker *ht)
 		(unsigned long long)c.kernel[BP_STAT_CONN_MAP_FULL]);
 }
 
-static void last_tick(struct capture_session *cs, struct http_tracker *ht, void *ctx)
+/* After the last poll (stop requested), say what was seen and what was lost. */
+static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool final, void *ctx)
 {
 	(void)ctx;
-	(void)cs;
-	(void)ht;
+	if (final)
+		print_stats(cs, ht);
 }
 
 int cmd_trace(int argc, char **argv)
@@ -66,7 +67,6 @@ int cmd_trace(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	t.json = o.json;
 	t.bodies = o.bodies;
-	rc = cli_pipeline_run(&o, print_exchange, last_tick, &t);
-	(void)print_stats;
+	rc = cli_pipeline_run(&o, print_exchange, on_tick, &t);
 	return rc;
 }

@@ -149,6 +149,8 @@ class Tracer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
         if exc_type is not None:
             sys.stdout.write("bizprobe stderr:\n" + "".join(self.stderr[-40:]))
 

@@ -139,6 +139,44 @@ class CaptureTest(unittest.TestCase):
         self.assertEqual(pids, [first_pid, srv.pid, srv.pid])
         self.assertNotEqual(first_pid, srv.pid)
 
+    def test_bad_input_is_counted_and_loses_nothing_else(self):
+        """Garbage, a 1 MiB header, a malformed header, a body cut by close: each counted, no
+        crash, and the well-formed exchanges around them reported exactly."""
+        script = r"""
+import socket, sys
+port = int(sys.argv[1])
+def conn(data, read=True):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(data)
+    if read:
+        s.settimeout(5)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+    s.close()
+req = b"GET /size/%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+conn(req % 11)
+conn(bytes(range(256)) * 64, read=False)                               # binary, not HTTP
+conn(b"GET /big HTTP/1.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n")  # 1 MiB header
+conn(b"GET /bad HTTP/1.1\r\nthis is no header\r\n\r\n")              # malformed
+conn(b"POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc", read=False)
+conn(req % 22)
+"""
+        with Server(tls=False) as srv, Tracer("--exe", PYTHON) as tr:
+            subprocess.run([PYTHON, "-c", script, str(srv.port)], check=True,
+                           timeout=60 * SLOW)
+            got = tr.wait_for(2)
+            self.assertEqual(tr.stop(), 0)
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("client", False, "GET", "/size/11", 200, 0, 11),
+                               ("client", False, "GET", "/size/22", 200, 0, 22)])
+        stats = [l for l in tr.stderr if "parse errors" in l][-1]
+        # The 1 MiB header and the malformed line are parse errors; the cut POST is incomplete.
+        self.assertIn("parse errors 2,", stats)
+        self.assertIn("incomplete 1;", stats)
+
     def test_untraced_processes_are_not_captured(self):
         """Only selected processes: the client side is not traced when only the server is."""
         with Server(tls=True) as srv, Tracer("--pid", str(srv.pid)) as tr:
