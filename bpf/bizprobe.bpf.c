@@ -76,23 +76,29 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 	emit_cursor(rec);
 }
 
+/* Entry of a read or write on a connection that is (or may prove to be) HTTP: its arguments
+ * wait for the return, when the byte count is known. */
+static __always_inline int stash_call(void *calls, __u64 pid_tgid, struct conn_state *cs,
+				      struct call_args *a)
+{
+	if (!cs || cs->state > CONN_HTTP)
+		return 0;
+	if (bpf_map_update_elem(calls, &pid_tgid, a, BPF_ANY))
+		stat_inc(BP_STAT_ARGS_MAP_FULL, 1);
+	return 0;
+}
+
 /* ---- plaintext sockets: syscall tracepoints ---- */
 
 static __always_inline int sock_call_enter(__u64 fd, __u64 buf, __u64 extra, __u32 kind)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct conn_state *cs;
 	struct call_args a = {.conn_id = fd, .buf = buf, .extra = extra, .kind = kind};
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	cs = sock_conn(tgid, (__u32)fd);
-	if (!cs || cs->state > CONN_HTTP)
-		return 0;
-	if (bpf_map_update_elem(&sock_calls, &pid_tgid, &a, BPF_ANY))
-		stat_inc(BP_STAT_ARGS_MAP_FULL, 1);
-	return 0;
+	return stash_call(&sock_calls, pid_tgid, sock_conn(tgid, (__u32)fd), &a);
 }
 
 static __always_inline int sock_call_exit(long ret, __u8 dir)
@@ -183,16 +189,10 @@ int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET, .id = ctx->args[0]};
-	struct conn_state *cs;
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	cs = bpf_map_lookup_elem(&conns, &key);
-	if (!cs)
-		return 0;
-	if (cs->state == CONN_HTTP)
-		emit_close(tgid, key.id, cs, BP_SRC_SOCKET);
-	bpf_map_delete_elem(&conns, &key);
+	conn_end(&key);
 	return 0;
 }
 
@@ -210,16 +210,10 @@ static __always_inline int ssl_call_entry(__u64 ssl, __u64 buf, __u64 count_ptr,
 	__u32 tgid = pid_tgid >> 32;
 	struct call_args a = {
 		.conn_id = ssl, .buf = buf, .extra = count_ptr, .kind = CALL_BUF, .dir = dir};
-	struct conn_state *cs;
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	cs = tls_conn(tgid, ssl);
-	if (!cs || cs->state > CONN_HTTP)
-		return 0;
-	if (bpf_map_update_elem(&ssl_calls, &pid_tgid, &a, BPF_ANY))
-		stat_inc(BP_STAT_ARGS_MAP_FULL, 1);
-	return 0;
+	return stash_call(&ssl_calls, pid_tgid, tls_conn(tgid, ssl), &a);
 }
 
 /* ret > 0 is the byte count (SSL_read, SSL_write); for the _ex forms ret == 1 and the count is
@@ -305,16 +299,10 @@ int BPF_KPROBE(up_ssl_free, void *ssl)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_TLS, .id = (__u64)ssl};
-	struct conn_state *cs;
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	cs = bpf_map_lookup_elem(&conns, &key);
-	if (!cs)
-		return 0;
-	if (cs->state == CONN_HTTP)
-		emit_close(tgid, key.id, cs, BP_SRC_TLS);
-	bpf_map_delete_elem(&conns, &key);
+	conn_end(&key);
 	return 0;
 }
 
@@ -342,12 +330,12 @@ int tp_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	flags = bpf_map_lookup_elem(&target_exes, &key);
 	if (!flags) {
 		if (is_target(tgid)) /* a traced process became another program: still traced */
-			emit_proc_event(BP_EV_EXEC, tgid);
+			emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
 		return 0;
 	}
 	if (*flags & EXE_TRACE)
 		bpf_map_update_elem(&targets, &tgid, &one, BPF_ANY);
-	emit_proc_event(BP_EV_EXEC, tgid);
+	emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
 	return 0;
 }
 
@@ -365,7 +353,7 @@ int rtp_sched_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (empty_probes || cpid != ctgid || ptgid == ctgid || !is_target(ptgid))
 		return 0;
 	bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
-	emit_proc_event(BP_EV_EXEC, ctgid);
+	emit_meta(BP_EV_EXEC, ctgid, 0, 0, 0);
 	return 0;
 }
 
@@ -378,7 +366,7 @@ int tp_sched_exit(void *ctx)
 	if (empty_probes || (__u32)pid_tgid != tgid || !is_target(tgid))
 		return 0;
 	bpf_map_delete_elem(&targets, &tgid);
-	emit_proc_event(BP_EV_EXIT, tgid);
+	emit_meta(BP_EV_EXIT, tgid, 0, 0, 0);
 	return 0;
 }
 
@@ -391,6 +379,6 @@ int tp_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 
 	if (empty_probes || !(ctx->args[2] & PROT_EXEC_) || fd < 0 || !is_target(tgid))
 		return 0;
-	emit_proc_event(BP_EV_MMAP, tgid);
+	emit_meta(BP_EV_MMAP, tgid, 0, 0, 0);
 	return 0;
 }

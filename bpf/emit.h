@@ -149,9 +149,9 @@ static __always_inline void emit_cursor(struct scratch_record *rec)
 	flush_record(rec);
 }
 
-/* A close record for a connection userspace has been receiving bytes of. */
-static __always_inline void emit_close(__u32 tgid, __u64 conn_id, struct conn_state *cs,
-				       __u8 source)
+/* A payload-less record: a connection's end, or a process event (exec, exit, mapping). */
+static __always_inline void emit_meta(__u32 kind, __u32 tgid, __u64 conn_id, __u64 generation,
+				      __u8 source)
 {
 	struct bp_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 
@@ -162,31 +162,25 @@ static __always_inline void emit_close(__u32 tgid, __u64 conn_id, struct conn_st
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->conn_id = conn_id;
-	ev->generation = cs->generation;
+	ev->generation = generation;
 	ev->tgid = tgid;
 	ev->tid = (__u32)bpf_get_current_pid_tgid();
-	ev->kind = BP_EV_CLOSE;
+	ev->kind = kind;
 	ev->source = source;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* Process lifecycle records (exec, exit, executable mapping) carry no payload. */
-static __always_inline void emit_proc_event(__u32 kind, __u32 tgid)
+/* The end of a connection userspace has been receiving bytes of; forgets it here. */
+static __always_inline void conn_end(struct conn_key *key)
 {
-	struct bp_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, key);
 
-	if (!ev) {
-		stat_inc(BP_STAT_RINGBUF_FULL, 1);
+	if (!cs)
 		return;
-	}
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->tgid = tgid;
-	ev->tid = (__u32)bpf_get_current_pid_tgid();
-	ev->kind = kind;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, 0);
+	if (cs->state == CONN_HTTP)
+		emit_meta(BP_EV_CLOSE, key->tgid, key->id, cs->generation, (__u8)key->source);
+	bpf_map_delete_elem(&conns, key);
 }
 
 #endif

@@ -94,6 +94,9 @@ struct stripe_semantics {
 	struct stripe_stats stats;
 };
 
+/* Value of one hex digit, or -1. */
+int stripe_hexval(char c);
+
 /* JSON helpers over json-c: NULL / 0 when absent or of another type. */
 const char *stripe_json_str(struct json_object *o, const char *key);
 bool stripe_json_int(struct json_object *o, const char *key, int64_t *out);

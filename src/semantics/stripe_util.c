@@ -299,7 +299,7 @@ other:
 	snprintf(out, size, "%s", METRICS_OVERFLOW_VALUE);
 }
 
-static int hexval(char c)
+int stripe_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -320,9 +320,9 @@ static int form_decode(const char *in, size_t len, char *out, size_t size)
 
 		if (c == '+') {
 			c = ' ';
-		} else if (c == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 &&
-			   hexval(in[i + 2]) >= 0) {
-			c = (char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+		} else if (c == '%' && i + 2 < len && stripe_hexval(in[i + 1]) >= 0 &&
+			   stripe_hexval(in[i + 2]) >= 0) {
+			c = (char)(stripe_hexval(in[i + 1]) * 16 + stripe_hexval(in[i + 2]));
 			i += 2;
 		}
 		if (o + 1 >= size)

@@ -24,17 +24,6 @@
 #define WEBHOOK_SIG_LEN 32 /* SHA-256 */
 #define WEBHOOK_MAX_V1	8  /* v1 entries considered (Stripe sends one per active secret) */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hmac_sha256(const char *secret, const char *t, size_t tlen, const uint8_t *body,
 		       size_t len, uint8_t out[WEBHOOK_SIG_LEN])
 {
@@ -97,7 +86,7 @@ int webhook_verify_signature(const char *header, const uint8_t *body, size_t bod
 				bool ok = true;
 
 				for (size_t i = 0; i < WEBHOOK_SIG_LEN && ok; i++) {
-					int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
+					int hi = stripe_hexval(v[2 * i]), lo = stripe_hexval(v[2 * i + 1]);
 
 					ok = hi >= 0 && lo >= 0;
 					sigs[n_sigs][i] = (uint8_t)(hi * 16 + lo);
