@@ -329,8 +329,10 @@ int tp_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	flags = bpf_map_lookup_elem(&target_exes, &key);
 	if (!flags) {
-		if (is_target(tgid)) /* a traced process became another program: still traced */
-			emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
+		/* A traced process that became another program stays traced. Other programs are
+		 * reported too: on overlay filesystems (containers, our VMs) the inode the kernel
+		 * sees is not the one stat() shows userspace, so userspace must match them. */
+		emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
 		return 0;
 	}
 	if (*flags & EXE_TRACE)

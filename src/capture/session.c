@@ -222,12 +222,15 @@ static int handle_record(void *ctx, void *data, size_t size)
 		else {
 			__u8 v;
 
-			/* The kernel traces selected executables itself; learn about them. */
+			/* The kernel traces selected executables itself; learn about them. Others
+			 * are matched here, by what stat() says (see tp_sched_exec). */
 			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v)) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
 				add_unique(s->rescan, &s->n_rescan, ev->tgid);
-			} else {
-				check_restart(s, ev->tgid);
+			} else if (s->n_exes || s->n_watches) {
+				consider_pid((pid_t)ev->tgid, s);
+				if (!is_traced(s, ev->tgid))
+					check_restart(s, ev->tgid);
 			}
 		}
 		break;

@@ -33,7 +33,9 @@ class CaptureTest(unittest.TestCase):
     maxDiff = None
 
     def assert_exchanges(self, got, truth):
-        self.assertEqual(collections.Counter(got), collections.Counter(truth))
+        got, truth = collections.Counter(got), collections.Counter(truth)
+        self.assertEqual(got, truth, "missing %s, unexpected %s" % (dict(truth - got),
+                                                                   dict(got - truth)))
 
     def test_node_tls_server_and_client_keepalive(self):
         """OpenSSL inside node: both ends traced, bodies 0 B..200 KiB, CL, chunked, gzip."""

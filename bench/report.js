@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// bizprobe bench: turns bench/run.sh's results.tsv into the table (stdout) and RESULTS.md.
+//   node bench/report.js --results FILE --work DIR --out FILE [--seconds N] [--load-before L]
+//        [--load-after L] [--rounds N] [--duration S]
+// Ratios are computed within each round (same round, adjacent measurements) and the median of
+// the per-round ratios is reported.
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execSync } = require('child_process');
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+const rows = fs.readFileSync(args.results, 'utf8').split('\n').filter(Boolean).map((l) => {
+  const [wl, round, cfg, key, ...rest] = l.split('\t');
+  return { wl, round: Number(round), cfg: Number(cfg), key, value: rest.join('\t') };
+});
+const NAMES = { 1: 'untraced', 2: 'empty-probe floor', 3: 'bizprobe run', 4: 'bpftrace', 5: 'in-app prom-client' };
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const get = (wl, round, cfg, key) => {
+  const r = rows.find((x) => x.wl === wl && x.round === round && x.cfg === cfg && x.key === key);
+  return r ? Number(r.value) : NaN;
+};
+const rounds = (wl) => [...new Set(rows.filter((x) => x.wl === wl && x.round > 0).map((x) => x.round))].sort((a, b) => a - b);
+const perRound = (wl, fn) => rounds(wl).map((r) => fn(r)).filter((x) => Number.isFinite(x));
+const ratio = (wl, key, a, b) => perRound(wl, (r) => get(wl, r, a, key) / get(wl, r, b, key));
+const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
+const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const list = (xs, f) => xs.map(f).join(', ');
+const sh = (cmd) => { try { return execSync(cmd, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return 'n/a'; } };
+const readWork = (f) => { try { return fs.readFileSync(path.join(args.work, f), 'utf8').trim(); } catch { return ''; } };
+
+const table = [];
+const add = (figure, target, measured, met, detail) => table.push({ figure, target, measured, met, detail });
+const verdict = (b) => (b === null ? 'n/a' : b ? 'met' : '**MISSED**');
+
+// A
+let xs = ratio('A', 'rps', 3, 2);
+add('A throughput, bizprobe vs empty-probe floor', '>= 95%', pct(median(xs)), xs.length ? median(xs) >= 0.95 : null, `rounds: ${list(xs, pct)}`);
+xs = ratio('A', 'rps', 3, 4);
+add('A throughput, bizprobe vs bpftrace', '>= 100%', pct(median(xs)), xs.length ? median(xs) >= 1.0 : null, `rounds: ${list(xs, pct)}`);
+// B
+xs = ratio('B', 'rps', 3, 1);
+add('B throughput, bizprobe vs untraced', '>= 97%', pct(median(xs)), xs.length ? median(xs) >= 0.97 : null, `rounds: ${list(xs, pct)}`);
+xs = ratio('B', 'rps', 3, 5);
+add('B throughput, bizprobe vs in-app prom-client', '>= 100%', pct(median(xs)), xs.length ? median(xs) >= 1.0 : null, `rounds: ${list(xs, pct)}`);
+// C
+const cRate = get('C', 0, 0, 'rate');
+const added = (cfg, key) => perRound('C', (r) => get('C', r, cfg, key) - get('C', r, 1, key));
+const a99 = added(3, 'p99_us'), a50 = added(3, 'p50_us');
+add('C added p99 latency', '<= 50 us', `${fmt(median(a99))} us (p50 +${fmt(median(a50))} us)`, a99.length ? median(a99) <= 50 : null,
+  `at ${cRate} req/s; rounds p99: ${list(a99, (x) => fmt(x))} us`);
+// CPU per 10k exchanges/s, from config 3 of A and B
+const cpuPer10k = (wl) => perRound(wl, (r) => {
+  const cpu = get(wl, r, 3, 'cpu_s'), wall = get(wl, r, 3, 'wall_s'), ex = get(wl, r, 3, 'exchanges');
+  return ex > 0 ? ((cpu / wall) * 100) / (ex / wall / 10000) : NaN;
+});
+const cpuA = cpuPer10k('A'), cpuB = cpuPer10k('B');
+const exRate = (wl) => median(perRound(wl, (r) => get(wl, r, 3, 'exchanges') / get(wl, r, 3, 'wall_s')));
+const cpuFrac = (wl) => median(perRound(wl, (r) => get(wl, r, 3, 'cpu_s') / get(wl, r, 3, 'wall_s')));
+add('bizprobe CPU per 10k exchanges/s', '<= 2% of a core', `${fmt(median(cpuA), 2)}% (A), ${fmt(median(cpuB), 2)}% (B)`,
+  cpuA.length ? median(cpuA) <= 2 : null,
+  `A: ${fmt(cpuFrac('A') * 100)}% of a core at ${fmt(exRate('A'), 0)} exchanges/s; B: ${fmt(cpuFrac('B') * 100)}% at ${fmt(exRate('B'), 0)} exchanges/s (4 per tip: inbound, 2 Stripe calls, webhook)`);
+// RSS
+const hwm = rows.filter((x) => x.key === 'hwm_kib').map((x) => Number(x.value));
+const maxHwm = hwm.length ? Math.max(...hwm) / 1024 : NaN;
+add('bizprobe RSS under load (VmHWM)', '<= 32 MiB', `${fmt(maxHwm)} MiB`, hwm.length ? maxHwm <= 32 : null,
+  `max over the bizprobe runs of A, B, C; medians A ${fmt(median(perRound('A', (r) => get('A', r, 3, 'hwm_kib'))) / 1024)} MiB, B ${fmt(median(perRound('B', (r) => get('B', r, 3, 'hwm_kib'))) / 1024)} MiB`);
+// Loss
+const L = (r, k) => get('L', r, 3, k);
+if (Number.isFinite(L(1, 'exchanges'))) {
+  const rate = L(1, 'exchanges') / L(1, 'seconds');
+  add('lost events at 50k exchanges/s for 60 s', '0 (counted when forced)',
+    `${L(1, 'lost')} lost (${L(1, 'lost_bytes')} bytes) at ${fmt(rate, 0)}/s for ${L(1, 'seconds')} s; forced: ${L(2, 'lost')} events, ${L(2, 'lost_bytes')} bytes counted`,
+    L(1, 'lost') === 0 && L(2, 'lost') > 0 && rate >= 50000 ? true : (L(1, 'lost') === 0 && L(2, 'lost') > 0 ? null : false),
+    `50k/s not reachable here: wrk -c64 saturating the trivial server gave ${fmt(L(1, 'rps'), 0)} req/s with bizprobe attached; forced run: --ringbuf 4096, ${fmt(L(2, 'rps'), 0)} req/s, ${L(2, 'exchanges')} exchanges still assembled, ${L(2, 'parse_errors')} parse errors`);
+} else add('lost events at 50k exchanges/s for 60 s', '0 (counted when forced)', 'n/a', null, 'not run');
+// Render
+const rj = (k) => { const r = rows.find((x) => x.wl === 'R' && x.key === k); return r ? JSON.parse(r.value) : null; };
+const flat = rj('flat'), mixed = rj('mixed');
+if (flat && mixed) {
+  add('/metrics render at 2,000 series', '<= 5 ms', `${fmt(flat.median_ms, 2)} ms (counters+gauges), ${fmt(mixed.median_ms, 2)} ms (with 400 histograms)`,
+    flat.median_ms <= 5 && mixed.median_ms <= 5,
+    `median of ${flat.iterations}; flat ${flat.bytes} bytes, p90 ${fmt(flat.p90_ms, 2)} ms; mixed ${mixed.bytes} bytes (7,600 sample lines), p90 ${fmt(mixed.p90_ms, 2)} ms`);
+} else add('/metrics render at 2,000 series', '<= 5 ms', 'n/a', null, 'not run');
+// Attach
+const at = rows.find((x) => x.wl === 'T' && x.key === 'attach_json');
+if (at) {
+  const j = JSON.parse(at.value);
+  add('attach to a running node process', '<= 500 ms', `${fmt(j.median_ms)} ms`, j.median_ms <= 500, `median of ${j.trials.length}: ${j.trials.join(', ')} ms`);
+} else add('attach to a running node process', '<= 500 ms', 'n/a', null, 'not run');
+
+// Per-configuration detail
+const detail = [];
+for (const wl of ['A', 'B']) {
+  for (const cfg of [1, 2, 3, 4, 5]) {
+    const rps = perRound(wl, (r) => get(wl, r, cfg, 'rps'));
+    if (!rps.length) continue;
+    const rel = ratio(wl, 'rps', cfg, 1);
+    const badN = perRound(wl, (r) => get(wl, r, cfg, 'bad')).reduce((a, b) => a + b, 0);
+    detail.push(`| ${wl} | ${NAMES[cfg]} | ${fmt(median(rps), 0)} req/s | ${pct(median(rel))} | ${list(rps, (x) => fmt(x, 0))} | ${badN} |`);
+  }
+}
+const cdetail = [];
+for (const cfg of [1, 2, 3, 4, 5]) {
+  const p50 = perRound('C', (r) => get('C', r, cfg, 'p50_us')), p99 = perRound('C', (r) => get('C', r, cfg, 'p99_us'));
+  if (!p50.length) continue;
+  const d50 = added(cfg, 'p50_us'), d99 = added(cfg, 'p99_us');
+  cdetail.push(`| ${NAMES[cfg]} | ${fmt(median(p50))} | ${fmt(median(p99))} | ${cfg === 1 ? '-' : fmt(median(d50))} | ${cfg === 1 ? '-' : fmt(median(d99))} | ${list(p99, (x) => fmt(x, 0))} |`);
+}
+
+const mainTable = ['| figure | target | measured | verdict |', '| --- | --- | --- | --- |',
+  ...table.map((t) => `| ${t.figure} | ${t.target} | ${t.measured} | ${verdict(t.met)} |`)].join('\n');
+const cpuModel = (os.cpus()[0] || {}).model || 'n/a';
+const env = [
+  `- date: ${new Date().toISOString()}`,
+  `- kernel: ${sh('uname -r')}; CPU: ${cpuModel}, ${os.cpus().length} CPUs; ${sh('lsb_release -ds 2>/dev/null || . /etc/os-release && echo $PRETTY_NAME')}`,
+  `- node ${process.version}; ${sh('build/bizprobe version')}; ${sh('wrk -v 2>&1 | head -1').split(' [')[0]}; ${sh('bpftrace --version')}`,
+  `- ${args.rounds} rounds x ${args.duration} s per measurement, configurations alternated 1-5 in every round; run took ${Math.round(Number(args.seconds) / 60)} min`,
+  `- load average before / after: ${args['load-before']} / ${args['load-after']} (the machine is shared: other engineers' builds, tests and VMs ran concurrently)`,
+].join('\n');
+
+const out = [];
+out.push(`# bizprobe overhead bench: results`, '', `Generated by \`make bench\` (bench/run.sh; method in bench/README.md).`, '', env, '', '## Targets', '', mainTable, '');
+out.push('Detail per figure:', '', ...table.map((t) => `- ${t.figure}: ${t.detail}`), '');
+out.push('## Throughput per configuration (medians; ratio = median of per-round ratios to untraced)', '',
+  '| workload | configuration | req/s | vs untraced | per round | non-2xx/errors |', '| --- | --- | --- | --- | --- | --- |', ...detail, '');
+out.push(`## Workload C: latency at a fixed ${cRate} req/s (half of A's untraced capacity), microseconds`, '',
+  '| configuration | p50 | p99 | added p50 | added p99 | p99 per round |', '| --- | --- | --- | --- | --- | --- |', ...cdetail, '');
+const fm = readWork('forced-metrics.txt');
+if (fm) out.push('## Forced loss (--ringbuf 4096): bizprobe\'s own counters after the run', '', '```', fm, '```', '');
+const pb = readWork('profile-bizprobe.txt'), ps = readWork('profile-server.txt'), pbpf = readWork('profile-server-bpf.txt');
+if (pb || ps) {
+  out.push('## Profiles (perf record -g, A at saturation with `bizprobe run` attached)', '',
+    'bizprobe process (self time by object and symbol):', '', '```', pb, '```', '',
+    'traced node server (self time):', '', '```', ps, '```', '',
+    'traced node server, BPF/uprobe path (time including children):', '', '```', pbpf, '```', '');
+}
+const analysis = path.join(__dirname, 'ANALYSIS.md');
+if (fs.existsSync(analysis)) out.push(fs.readFileSync(analysis, 'utf8').trim(), '');
+fs.writeFileSync(args.out, out.join('\n'));
+
+console.log(`\nbizprobe bench -- ${sh('uname -r')}, ${cpuModel}\n`);
+console.log(mainTable);
+console.log(`\n(written to ${args.out})`);

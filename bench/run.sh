@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# bizprobe overhead bench (`make bench`). See bench/README.md.
+#
+#   bench/run.sh            full run (~15 min): prints the table, writes bench/RESULTS.md
+#   bench/run.sh --smoke    every configuration and workload for ~1 s, 1 round; prints
+#                           "N passed, N failed" for the harness steps; exit 0 when the harness works
+#                           (targets are not judged); writes nothing under bench/ but bench/.build
+#
+# Configurations (alternated 1 2 3 4 5, 1 2 3 4 5, ... within each workload):
+#   1 untraced   2 bizprobe trace --empty-probes   3 bizprobe run + /metrics scraped every 1 s
+#   4 bpftrace counting the same probes (bench/count.bt)   5 in-process prom-client (+ scrape)
+# Workloads: A trivial Node.js HTTPS handler at saturation (wrk), B the demo app's POST /api/tips
+# at saturation (wrk in the demo netns), C A's server at a fixed rate of half of A's capacity
+# (bench/loadgen.c, open loop, exact percentiles).
+# CPU placement: the server on CPU 0; wrk / loadgen, bizprobe, bpftrace, scrapers and the Stripe
+# stand-in on CPU 1.
+#
+# Environment: BENCH_ROUNDS (3), BENCH_DURATION (10 s per measurement), BENCH_WARMUP (2 s),
+# BENCH_LOSS_SECONDS (60), BENCH_NETNS (bizprobe-bench: the demo env under its own netns and run dir
+# so that a concurrent `make test` using bizprobe-demo is not disturbed).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BENCH=$ROOT/bench
+BIN=$ROOT/build/bizprobe
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+if [ "$SMOKE" = 1 ]; then
+	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0
+else
+	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
+	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5
+fi
+CONFIGS=(1 2 3 4 5)
+CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
+SRV_CPU=0 GEN_CPU=1
+
+export DEMO_NETNS=${BENCH_NETNS:-bizprobe-bench}
+export DEMO_RUN_DIR=/run/$DEMO_NETNS
+NS=$DEMO_NETNS DEMO=$DEMO_RUN_DIR
+
+WORK=$(mktemp -d /tmp/bizprobe-bench.XXXXXX)
+RES=$WORK/results.tsv # workload round config key value
+: >"$RES"
+PASS=0 FAIL=0
+DEMO_UP=0
+declare -A STARTED=() # pid -> what, everything started in the background
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RES"; }
+ok() { PASS=$((PASS + 1)); printf 'bench: ok   %s\n' "$*" >&2; }
+bad() { FAIL=$((FAIL + 1)); printf 'bench: FAIL %s\n' "$*" >&2; }
+
+bg_started() { STARTED[$1]=$2; }
+# stop PID [SIGNAL]: signal it, wait up to 5 s, then SIGKILL.
+stop() {
+	local pid=$1 sig=${2:-TERM}
+	[ -n "$pid" ] || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill "-$sig" "$pid" 2>/dev/null
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	unset "STARTED[$pid]"
+	return 0
+}
+
+cleanup() {
+	local pid
+	trap - EXIT INT TERM
+	for pid in "${!STARTED[@]}"; do
+		stop "$pid" INT
+	done
+	if [ "$DEMO_UP" = 1 ]; then
+		scripts/demo-env.sh down >/dev/null 2>&1 || log "demo-env down failed"
+	fi
+	[ -n "${BENCH_KEEP:-}" ] && log "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+metric() { # metric URL NAME_REGEX: sum of the matching samples
+	curl -s --max-time 5 "$1" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re {s += $NF} END {printf "%.0f\n", s}'
+}
+wait_line() { # wait_line FILE TEXT SECONDS PID
+	local i
+	for i in $(seq $(($3 * 20))); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$4" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_bad() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+
+# ------------------------------------------------------------------ setup
+setup() {
+	[ "$(id -u)" = 0 ] || { log "needs root"; return 1; }
+	local t
+	for t in wrk bpftrace taskset openssl curl node gcc perf; do
+		command -v "$t" >/dev/null || { log "$t not found"; return 1; }
+	done
+	[ -x "$BIN" ] || { log "$BIN missing: run make"; return 1; }
+	mkdir -p "$BENCH/.build"
+	gcc -O2 -Wall -o "$BENCH/.build/loadgen" "$BENCH/loadgen.c" -lssl -lcrypto || return 1
+	# shellcheck disable=SC2046
+	gcc -O2 -Wall -D_GNU_SOURCE -Iinclude -o "$BENCH/.build/render_bench" "$BENCH/render_bench.c" \
+		build/libbizprobe.a $(pkg-config --libs libbpf libelf zlib libmicrohttpd json-c libcrypto) \
+		-lhttp_parser -lm -lpthread || return 1
+	if [ ! -d "$BENCH/app-promclient/node_modules/prom-client" ]; then
+		log "installing prom-client from bench/app-promclient/package-lock.json (npm ci)"
+		(cd "$BENCH/app-promclient" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >&2 || return 1
+	fi
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+		-subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || return 1
+}
+
+# ------------------------------------------------------------------ servers
+SRV=''
+SRV_URL=''
+start_a_server() { # CONFIG
+	local port extra=()
+	port=$(free_port)
+	[ "$1" = 5 ] && extra=(--promclient)
+	taskset -c $SRV_CPU node "$BENCH/https-server.js" "$port" "$WORK/cert.pem" "$WORK/key.pem" "${extra[@]}" \
+		>/dev/null 2>"$WORK/srv.err" &
+	SRV=$!
+	bg_started "$SRV" a-server
+	SRV_PORT=$port
+	SRV_URL=https://127.0.0.1:$port/
+	wait_line "$WORK/srv.err" listening 10 "$SRV" || { log "A server did not start: $(cat "$WORK/srv.err")"; return 1; }
+}
+
+nsx() { ip netns exec "$NS" "$@"; }
+demo_up() {
+	DEMO_UP=1
+	scripts/demo-env.sh up >"$WORK/demo-up.log" 2>&1 || { cat "$WORK/demo-up.log" >&2; return 1; }
+	# The bench starts the app itself for each measurement (fresh process, pinned, with or without
+	# the prom-client preload): stop the one `up` started. The stand-in stays, on the load CPU.
+	stop "$(cat "$DEMO/app.pid")"
+	rm -f "$DEMO/app.pid"
+	taskset -pc $GEN_CPU "$(cat "$DEMO/standin.pid")" >/dev/null
+}
+start_b_server() { # CONFIG
+	local extra=() i
+	[ "$1" = 5 ] && extra=(-r "$BENCH/app-promclient/instrument.js")
+	# shellcheck disable=SC2046 # secrets.env: two KEY=value words
+	ip netns exec "$NS" taskset -c $SRV_CPU env $(cat "$DEMO/secrets.env") NODE_EXTRA_CA_CERTS="$DEMO/ca.crt" \
+		HOST=127.0.0.1 PORT=3000 node "${extra[@]}" examples/fan-platform/server.js >"$WORK/app.log" 2>&1 &
+	SRV=$!
+	bg_started "$SRV" b-app
+	SRV_URL=http://127.0.0.1:3000/
+	for i in $(seq 100); do
+		nsx curl -s -o /dev/null --max-time 1 http://127.0.0.1:3000/api/content/c1 && return 0
+		kill -0 "$SRV" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "B app did not start: $(tail -3 "$WORK/app.log")"
+	return 1
+}
+
+# ------------------------------------------------------------------ tracers
+TRACER='' SCRAPER='' MURL=''
+start_scraper() { # URL [netns]
+	if [ "${2:-}" = ns ]; then
+		ip netns exec "$NS" taskset -c $GEN_CPU sh -c 'while :; do curl -sk -o /dev/null --max-time 2 "$0"; sleep 1; done' "$1" &
+	else
+		taskset -c $GEN_CPU sh -c 'while :; do curl -sk -o /dev/null --max-time 2 "$0"; sleep 1; done' "$1" &
+	fi
+	SCRAPER=$!
+	bg_started "$SCRAPER" scraper
+}
+start_tracer() { # CONFIG WORKLOAD [extra bizprobe args]
+	local cfg=$1 wl=$2 port
+	shift 2
+	TRACER='' SCRAPER='' MURL=''
+	case $cfg in
+	2)
+		taskset -c $GEN_CPU "$BIN" trace --pid "$SRV" --empty-probes >/dev/null 2>"$WORK/tracer.err" &
+		TRACER=$!
+		bg_started "$TRACER" bizprobe-empty
+		wait_line "$WORK/tracer.err" 'bizprobe: attached:' 30 "$TRACER"
+		;;
+	3)
+		port=$(free_port)
+		MURL=http://127.0.0.1:$port/metrics
+		(
+			[ "$wl" = B ] && set -a && . "$DEMO/secrets.env" # STRIPE_WEBHOOK_SECRET: signatures checked
+			exec taskset -c $GEN_CPU "$BIN" run --pid "$SRV" --listen "127.0.0.1:$port" "$@"
+		) >/dev/null 2>"$WORK/tracer.err" &
+		TRACER=$!
+		bg_started "$TRACER" bizprobe-run
+		wait_line "$WORK/tracer.err" 'bizprobe: attached:' 30 "$TRACER" || return 1
+		start_scraper "$MURL"
+		;;
+	4)
+		BPFTRACE_STRLEN=16 taskset -c $GEN_CPU bpftrace "$BENCH/count.bt" "$SRV" >"$WORK/tracer.err" 2>&1 &
+		TRACER=$!
+		bg_started "$TRACER" bpftrace
+		wait_line "$WORK/tracer.err" 'bpftrace: attached' 60 "$TRACER"
+		;;
+	5)
+		if [ "$wl" = B ]; then start_scraper "${SRV_URL}metrics" ns; else start_scraper "${SRV_URL}metrics"; fi
+		;;
+	esac
+}
+stop_tracer() {
+	stop "$SCRAPER"
+	stop "$TRACER" INT
+	SCRAPER='' TRACER=''
+}
+
+# ------------------------------------------------------------------ one measurement
+# measure WORKLOAD ROUND CONFIG: fresh server, tracer, warm-up, measured load, teardown.
+measure() {
+	local wl=$1 r=$2 cfg=$3 out=$WORK/load.out c0 e0 c1 e1 t0 t1 v
+	if [ "$wl" = B ]; then start_b_server "$cfg" || return 1; else start_a_server "$cfg" || return 1; fi
+	start_tracer "$cfg" "$wl" || { log "tracer ${CFG_NAME[$cfg]} did not attach: $(tail -3 "$WORK/tracer.err")"; stop_tracer; stop "$SRV"; return 1; }
+	case $wl in
+	A)
+		[ "$WARM" -gt 0 ] && taskset -c $GEN_CPU wrk -t1 -c32 -d"${WARM}s" "$SRV_URL" >/dev/null 2>&1
+		;;
+	B)
+		[ "$WARM" -gt 0 ] && nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"${WARM}s" -s "$BENCH/tips.lua" "$SRV_URL" >/dev/null 2>&1
+		;;
+	C)
+		[ "$WARM" -gt 0 ] && taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$C_RATE" -d "$WARM" -c 16 -w 0 >/dev/null 2>&1
+		;;
+	esac
+	if [ "$cfg" = 3 ]; then
+		c0=$(cpu_ticks "$TRACER") e0=$(metric "$MURL" '^bizprobe_exchanges_total')
+	fi
+	t0=$(date +%s.%N)
+	case $wl in
+	A) taskset -c $GEN_CPU wrk -t1 -c32 -d"${DUR}s" "$SRV_URL" >"$out" 2>&1 ;;
+	B) nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"${DUR}s" -s "$BENCH/tips.lua" "$SRV_URL" >"$out" 2>&1 ;;
+	C) taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$C_RATE" -d "$DUR" -c 16 -w "$C_WARM" >"$out" 2>&1 ;;
+	esac
+	t1=$(date +%s.%N)
+	if [ "$cfg" = 3 ]; then
+		sleep 0.5 # let bizprobe drain what the load left in its ring buffer
+		c1=$(cpu_ticks "$TRACER") e1=$(metric "$MURL" '^bizprobe_exchanges_total')
+		rec "$wl" "$r" 3 cpu_s "$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN {print (b - a) / hz}')"
+		rec "$wl" "$r" 3 wall_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a + 0.5}')"
+		rec "$wl" "$r" 3 exchanges "$((e1 - e0))"
+		rec "$wl" "$r" 3 hwm_kib "$(hwm_kib "$TRACER")"
+		rec "$wl" "$r" 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
+	fi
+	stop_tracer
+	stop "$SRV"
+	if [ "$wl" = C ]; then
+		v=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").pop()); console.log(j.p50_us, j.p99_us, j.errors, j.measured)' "$out" 2>/dev/null) || { log "loadgen: $(tail -2 "$out")"; return 1; }
+		read -r p50 p99 errs ncomp <<<"$v"
+		[ "${ncomp:-0}" -gt 0 ] || { log "loadgen completed no request: $(tail -2 "$out")"; return 1; }
+		rec C "$r" "$cfg" p50_us "$p50"
+		rec C "$r" "$cfg" p99_us "$p99"
+		rec C "$r" "$cfg" errors "$errs"
+		log "C round $r ${CFG_NAME[$cfg]}: p50 ${p50} us, p99 ${p99} us at $C_RATE/s"
+	else
+		v=$(wrk_rps "$out")
+		[ -n "$v" ] || { log "wrk: $(tail -3 "$out")"; return 1; }
+		rec "$wl" "$r" "$cfg" rps "$v"
+		rec "$wl" "$r" "$cfg" bad "$(wrk_bad "$out")"
+		log "$wl round $r ${CFG_NAME[$cfg]}: $v req/s ($(wrk_bad "$out") non-2xx or errors)"
+	fi
+}
+
+workload() { # WORKLOAD
+	local wl=$1 r cfg
+	for r in $(seq "$ROUNDS"); do
+		for cfg in "${CONFIGS[@]}"; do
+			if measure "$wl" "$r" "$cfg"; then ok "workload $wl round $r config $cfg (${CFG_NAME[$cfg]})"; else bad "workload $wl round $r config $cfg (${CFG_NAME[$cfg]})"; fi
+		done
+	done
+}
+
+# ------------------------------------------------------------------ the other figures
+loss_test() {
+	local v
+	start_a_server 1 || return 1
+	# 1. at the highest rate this machine reaches (wrk saturating A), default ring buffer
+	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
+	taskset -c $GEN_CPU wrk -t1 -c64 -d"${LOSS_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
+	sleep 1
+	rec L 1 3 seconds "$LOSS_S"
+	rec L 1 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
+	rec L 1 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
+	rec L 1 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
+	rec L 1 3 rps "$(wrk_rps "$WORK/loss.out")"
+	log "loss at saturation: $(wrk_rps "$WORK/loss.out") req/s for ${LOSS_S}s, lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
+	stop_tracer
+	# 2. forced: a 4 KiB ring buffer cannot keep up; the losses must be counted
+	start_tracer 3 A --ringbuf 4096 || { stop_tracer; stop "$SRV"; return 1; }
+	taskset -c $GEN_CPU wrk -t1 -c64 -d"${FORCE_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
+	sleep 1
+	rec L 2 3 seconds "$FORCE_S"
+	rec L 2 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
+	rec L 2 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
+	rec L 2 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
+	rec L 2 3 rps "$(wrk_rps "$WORK/loss.out")"
+	rec L 2 3 parse_errors "$(metric "$MURL" '^bizprobe_http_parse_errors_total')"
+	curl -s "$MURL" | grep -E '^bizprobe_(events_lost_total|lost_bytes_total|exchanges_total|http_parse_errors_total|http_truncated)' >"$WORK/forced-metrics.txt"
+	log "forced loss (--ringbuf 4096): lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
+	stop_tracer
+	stop "$SRV"
+	v=$(awk -F'\t' '$1 == "L" && $2 == 2 && $4 == "lost" {print $5}' "$RES")
+	[ "${v:-0}" -gt 0 ] || { log "forced loss run counted no loss"; return 1; }
+}
+
+attach_test() {
+	local v
+	start_a_server 1 || return 1
+	# a running node process that has served TLS (its OpenSSL is mapped and used)
+	taskset -c $GEN_CPU wrk -t1 -c4 -d1s "$SRV_URL" >/dev/null 2>&1
+	v=$(taskset -c $GEN_CPU node "$BENCH/attach-time.js" "$BIN" "$SRV" "$ATTACH_TRIALS") || { stop "$SRV"; return 1; }
+	stop "$SRV"
+	rec T 1 3 attach_json "$v"
+	log "attach: $v"
+}
+
+render_test() {
+	local v
+	v=$(taskset -c $GEN_CPU "$BENCH/.build/render_bench" "$RENDER_ITERS") || return 1
+	rec R 1 0 flat "$(echo "$v" | sed -n 1p)"
+	rec R 1 0 mixed "$(echo "$v" | sed -n 2p)"
+	log "render: $(echo "$v" | tr '\n' ' ')"
+}
+
+# perf profiles of bizprobe (config 3) and of the traced server under A's load, for RESULTS.md.
+profile_test() {
+	[ "$PROFILE_S" -gt 0 ] || return 0
+	start_a_server 1 || return 1
+	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
+	taskset -c $GEN_CPU wrk -t1 -c32 -d"$((2 * PROFILE_S + 4))s" "$SRV_URL" >/dev/null 2>&1 &
+	local w=$!
+	bg_started "$w" wrk-profile
+	sleep 1
+	perf record -q -g -o "$WORK/perf-bizprobe.data" -p "$TRACER" -- sleep "$PROFILE_S" >/dev/null 2>&1
+	perf record -q -g -o "$WORK/perf-server.data" -p "$SRV" -- sleep "$PROFILE_S" >/dev/null 2>&1
+	stop "$w"
+	stop_tracer
+	stop "$SRV"
+	perf report -i "$WORK/perf-bizprobe.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+		grep '%' | head -25 >"$WORK/profile-bizprobe.txt"
+	perf report -i "$WORK/perf-server.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+		grep '%' | head -30 >"$WORK/profile-server.txt"
+	perf report -i "$WORK/perf-server.data" --children --sort sym --stdio -g none 2>/dev/null |
+		grep -E '%.*(uprobe|bpf_prog|handle_swbp|trace_call_bpf|perf_syscall|bpf_ringbuf|bpf_probe_read|syscall_trace)' | head -15 >"$WORK/profile-server-bpf.txt"
+	[ -s "$WORK/profile-bizprobe.txt" ] && [ -s "$WORK/profile-server.txt" ]
+}
+
+step() { # step NAME FUNCTION...
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+# ------------------------------------------------------------------ main
+START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
+step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
+
+ONLY=" ${BENCH_ONLY:-A C B attach render loss profile} " # debugging: a subset of the steps
+want() { [[ "$ONLY" == *" $1 "* ]]; }
+want A && workload A
+# C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
+C_RATE=$(awk -F'\t' '$1 == "A" && $3 == 1 && $4 == "rps" {print $5}' "$RES" | sort -n |
+	awk '{v[NR] = $1} END {if (NR) printf "%d\n", v[int((NR + 1) / 2)] / 2; else print 500}')
+[ "$SMOKE" = 1 ] && C_RATE=500
+rec C 0 0 rate "$C_RATE"
+log "C: fixed rate $C_RATE req/s"
+want C && workload C
+want B && step "demo env up ($NS)" demo_up && workload B
+want attach && step "attach time" attach_test
+want render && step "/metrics render" render_test
+want loss && step "lost events" loss_test
+want profile && step "perf profiles" profile_test
+if [ "$DEMO_UP" = 1 ]; then
+	scripts/demo-env.sh down >/dev/null 2>&1 && DEMO_UP=0
+fi
+END=$(date +%s)
+
+REPORT_ARGS=(--results "$RES" --work "$WORK" --seconds "$((END - START))" --load-before "$LOAD_BEFORE"
+	--load-after "$(cut -d' ' -f1-3 /proc/loadavg)" --rounds "$ROUNDS" --duration "$DUR")
+if [ "$SMOKE" = 1 ] || [ -n "${BENCH_ONLY:-}" ]; then
+	step report node "$BENCH/report.js" "${REPORT_ARGS[@]}" --out "$WORK/RESULTS.md"
+else
+	step report node "$BENCH/report.js" "${REPORT_ARGS[@]}" --out "$BENCH/RESULTS.md"
+fi
+printf '%d passed, %d failed\n' "$PASS" "$FAIL"
+[ "$FAIL" = 0 ]
