@@ -230,7 +230,8 @@ stop_tracer() {
 # ------------------------------------------------------------------ one measurement
 # measure WORKLOAD ROUND CONFIG: fresh server, tracer, warm-up, measured load, teardown.
 measure() {
-	local wl=$1 r=$2 cfg=$3 out=$WORK/load.out c0 e0 c1 e1 t0 t1 v
+	local wl=$1 r=$2 cfg=$3 out=$WORK/load.out c0 e0 c1 e1 t0 t1 v rate=${C_RATE:-0}
+	[ "$wl" = D ] && rate=${D_RATE:-0}
 	if [ "$wl" = B ]; then start_b_server "$cfg" || return 1; else start_a_server "$cfg" || return 1; fi
 	start_tracer "$cfg" "$wl" || { log "tracer ${CFG_NAME[$cfg]} did not attach: $(tail -3 "$WORK/tracer.err")"; stop_tracer; stop "$SRV"; return 1; }
 	case $wl in
@@ -240,8 +241,8 @@ measure() {
 	B)
 		[ "$WARM" -gt 0 ] && nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"${WARM}s" -s "$BENCH/tips.lua" "$SRV_URL" >/dev/null 2>&1
 		;;
-	C)
-		[ "$WARM" -gt 0 ] && taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$C_RATE" -d "$WARM" -c 16 -w 0 >/dev/null 2>&1
+	C | D)
+		[ "$WARM" -gt 0 ] && taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$rate" -d "$WARM" -c 16 -w 0 >/dev/null 2>&1
 		;;
 	esac
 	if [ "$cfg" = 3 ]; then
@@ -251,7 +252,7 @@ measure() {
 	case $wl in
 	A) taskset -c $GEN_CPU wrk -t1 -c32 -d"${DUR}s" "$SRV_URL" >"$out" 2>&1 ;;
 	B) nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"${DUR}s" -s "$BENCH/tips.lua" "$SRV_URL" >"$out" 2>&1 ;;
-	C) taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$C_RATE" -d "$DUR" -c 16 -w "$C_WARM" >"$out" 2>&1 ;;
+	C | D) taskset -c $GEN_CPU "$BENCH/.build/loadgen" -p "$SRV_PORT" -r "$rate" -d "$DUR" -c 16 -w "$C_WARM" >"$out" 2>&1 ;;
 	esac
 	t1=$(date +%s.%N)
 	if [ "$cfg" = 3 ]; then
@@ -265,14 +266,14 @@ measure() {
 	fi
 	stop_tracer
 	stop "$SRV"
-	if [ "$wl" = C ]; then
+	if [ "$wl" = C ] || [ "$wl" = D ]; then
 		v=$(node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").pop()); console.log(j.p50_us, j.p99_us, j.errors, j.measured)' "$out" 2>/dev/null) || { log "loadgen: $(tail -2 "$out")"; return 1; }
 		read -r p50 p99 errs ncomp <<<"$v"
 		[ "${ncomp:-0}" -gt 0 ] || { log "loadgen completed no request: $(tail -2 "$out")"; return 1; }
-		rec C "$r" "$cfg" p50_us "$p50"
-		rec C "$r" "$cfg" p99_us "$p99"
-		rec C "$r" "$cfg" errors "$errs"
-		log "C round $r ${CFG_NAME[$cfg]}: p50 ${p50} us, p99 ${p99} us at $C_RATE/s"
+		rec "$wl" "$r" "$cfg" p50_us "$p50"
+		rec "$wl" "$r" "$cfg" p99_us "$p99"
+		rec "$wl" "$r" "$cfg" errors "$errs"
+		log "$wl round $r ${CFG_NAME[$cfg]}: p50 ${p50} us, p99 ${p99} us at $rate/s"
 	else
 		v=$(wrk_rps "$out")
 		[ -n "$v" ] || { log "wrk: $(tail -3 "$out")"; return 1; }
@@ -378,7 +379,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C B attach render loss profile} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach render loss profile} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -388,6 +389,14 @@ C_RATE=$(awk -F'\t' '$1 == "A" && $3 == 1 && $4 == "rps" {print $5}' "$RES" | so
 rec C 0 0 rate "$C_RATE"
 log "C: fixed rate $C_RATE req/s"
 want C && workload C
+# D: C again at half of the SLOWEST configuration's A capacity, so that no configuration is saturated
+# and the added latency is per request, not queueing.
+D_RATE=$(for c in 1 2 3 4 5; do awk -F'\t' -v c=$c '$1 == "A" && $3 == c && $4 == "rps" {print $5}' "$RES" | sort -n |
+	awk '{v[NR] = $1} END {if (NR) printf "%d\n", v[int((NR + 1) / 2)] / 2}'; done | sort -n | head -1)
+[ "$SMOKE" = 1 ] || [ -z "$D_RATE" ] && D_RATE=300
+rec D 0 0 rate "$D_RATE"
+log "D: fixed rate $D_RATE req/s"
+want D && workload D
 want B && step "demo env up ($NS)" demo_up && workload B
 want attach && step "attach time" attach_test
 want render && step "/metrics render" render_test

@@ -10,7 +10,7 @@
 #define MAX_TARGET_EXES 256  /* executables whose new processes are traced: 16 B key + 4 B */
 #define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 24 B value */
 #define MAX_INFLIGHT 16384   /* threads inside a traced read/write call: 8 B key + 32 B value */
-#define RINGBUF_BYTES (16u << 20) /* records in flight to userspace; power of two */
+#define RINGBUF_BYTES (8u << 20) /* records in flight to userspace; power of two */
 
 /* tgid -> 1: the processes the loader selected. */
 struct {

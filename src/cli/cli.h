@@ -36,8 +36,8 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o);
 void cli_usage(FILE *out);
 
 /* Runs capture until SIGINT/SIGTERM, calling on_exchange for each completed exchange and tick
- * after every poll (at most 200 ms apart), a last time with final set once the ring buffer is
- * drained. Returns the process exit code. */
+ * every 250 ms, a last time with final set once the ring buffer is drained. Returns the process
+ * exit code. */
 typedef void (*cli_exchange_fn)(const struct http_exchange *ex, uint64_t wall_ns, void *ctx);
 typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht, bool final,
 			    void *ctx);

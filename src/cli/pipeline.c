@@ -9,6 +9,11 @@
 
 #include "cli.h"
 
+#define POLL_TIMEOUT_MS 20
+/* Statistics and time-driven semantics run this often, not after every poll: reading the
+ * kernel's counters is a syscall per counter. */
+#define TICK_INTERVAL_NS 250000000ll
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
@@ -79,6 +84,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	struct sigaction sa = {.sa_handler = on_signal};
 	struct capture_stats st;
 	char err[512] = "";
+	int64_t next_tick = 0;
 	int rc = 1;
 
 	p.mono_to_wall_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
@@ -104,14 +110,19 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	fflush(stderr);
 
 	while (!stop_requested) {
-		int n = capture_session_poll(cs, 200);
+		/* Data records wake us only in batches (see bpf/emit.h): a short timeout bounds
+		 * how long a lone exchange waits to be seen. */
+		int n = capture_session_poll(cs, POLL_TIMEOUT_MS);
+		int64_t now = clock_ns(CLOCK_MONOTONIC);
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "bizprobe: ring buffer: %s\n", strerror(-n));
 			goto cleanup;
 		}
-		if (tick)
+		if (tick && now >= next_tick) {
 			tick(cs, p.ht, false, ctx);
+			next_tick = now + TICK_INTERVAL_NS;
+		}
 	}
 	/* Drain what the kernel already wrote, so a clean stop loses nothing. */
 	while (capture_session_poll(cs, 0) > 0)

@@ -14,7 +14,12 @@
 
 void prom_write_escaped(FILE *f, const char *s, int escape_quote)
 {
-	for (; s && *s; s++) {
+	while (s && *s) {
+		/* Runs that need no escaping (nearly every value) go out in one call. */
+		size_t run = strcspn(s, escape_quote ? "\\\n\"" : "\\\n");
+
+		fwrite(s, 1, run, f);
+		s += run;
 		switch (*s) {
 		case '\\':
 			fputs("\\\\", f);
@@ -23,11 +28,12 @@ void prom_write_escaped(FILE *f, const char *s, int escape_quote)
 			fputs("\\n", f);
 			break;
 		case '"':
-			fputs(escape_quote ? "\\\"" : "\"", f);
+			fputs("\\\"", f);
 			break;
 		default:
-			fputc(*s, f);
+			return; /* end of string */
 		}
+		s++;
 	}
 }
 
@@ -37,6 +43,9 @@ const char *prom_format_double(char *buf, size_t size, double v)
 		snprintf(buf, size, "NaN");
 	} else if (isinf(v)) {
 		snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
+	} else if (fabs(v) < 9007199254740992.0 && v == (double)(long long)v) {
+		/* Integral values (every counter, bucket count, most bounds) need no search. */
+		snprintf(buf, size, "%lld", (long long)v);
 	} else {
 		/* %.17g always round-trips but prints 0.1 as 0.10000000000000001; use the
 		 * shortest precision that reads back to the same double. */
