@@ -3,6 +3,7 @@
 #   unit        every build/tests/test_* (cmocka)
 #   integration tests/integration/test_*.py against real Node, Python and curl processes
 #   e2e         tests/e2e/test_*.py: the demo platform end to end, scraped by a real Prometheus
+#   bench       bench/run.sh --smoke: every benchmark configuration, briefly
 #   vm          scripts/vmtest.sh: the BPF tests on other kernels (skipped when qemu is absent,
 #               or with BIZPROBE_SKIP_VMTEST=1)
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
@@ -65,6 +66,8 @@ else
 	for t in tests/e2e/test_*.py; do
 		run "e2e/$(basename "$t" .py)" /usr/bin/python3 "$t"
 	done
+	echo "== bench smoke (the harness works; figures come from make bench)"
+	run "bench/smoke" bench/run.sh --smoke
 	if [ "${BIZPROBE_SKIP_VMTEST:-0}" != 1 ] && command -v qemu-system-x86_64 >/dev/null &&
 		[ -x scripts/vmtest.sh ]; then
 		echo "== vm"
