@@ -3,7 +3,7 @@
 # Idempotent: packages already present are not fetched again, so a second run costs a few seconds.
 set -euo pipefail
 
-BUILD_PKGS=(make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjson-c-dev)
 TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps)
 VM_PKGS=(qemu-system-x86 busybox-static cpio)
