@@ -167,6 +167,7 @@ build_initramfs() {
 		echo "VMTEST_ROOTFS=${VMTEST_ROOTFS:-overlay}"
 		echo "VMTEST_9P_CACHE=${VMTEST_9P_CACHE:-loose}"
 		printf 'VMTEST_MODDIR=%q\n' "$moddir"
+		printf 'VMTEST_REPO=%q\n' "$REPO"
 	} >"$root/vmtest/config"
 	write_cmd_script "$kver" "$root/vmtest/cmd"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$out"
