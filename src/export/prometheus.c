@@ -102,20 +102,29 @@ static void write_sample(FILE *f, const struct metrics_family_info *fam, const c
 	fprintf(f, " %s\n", prom_format_double(num, sizeof(num), v));
 }
 
-void prom_write_series(FILE *f, const struct metrics_family_info *fam,
-		       const struct metrics_series_info *s)
+/* A family's bucket bounds as `le` label values, formatted once per family and render. */
+struct le_strings {
+	char v[METRICS_MAX_BUCKETS][32];
+};
+
+static void format_les(const struct metrics_family_info *fam, struct le_strings *les)
 {
-	char le[64];
+	for (unsigned i = 0; i < fam->n_buckets && i < METRICS_MAX_BUCKETS; i++)
+		prom_format_double(les->v[i], sizeof(les->v[i]), fam->buckets[i]);
+}
+
+static void write_series(FILE *f, const struct metrics_family_info *fam,
+			 const struct metrics_series_info *s, const struct le_strings *les)
+{
 	uint64_t cum = 0;
 
 	if (fam->type != METRICS_HISTOGRAM) {
 		write_sample(f, fam, "", s, NULL, s->value);
 		return;
 	}
-	for (unsigned i = 0; i < fam->n_buckets; i++) {
+	for (unsigned i = 0; i < fam->n_buckets && i < METRICS_MAX_BUCKETS; i++) {
 		cum += s->bucket_counts[i];
-		prom_format_double(le, sizeof(le), fam->buckets[i]);
-		write_sample(f, fam, "_bucket", s, le, (double)cum);
+		write_sample(f, fam, "_bucket", s, les->v[i], (double)cum);
 	}
 	/* Observations above the last bound (and NaN-free by construction) land only in +Inf. */
 	write_sample(f, fam, "_bucket", s, "+Inf", (double)s->count);
@@ -123,22 +132,44 @@ void prom_write_series(FILE *f, const struct metrics_family_info *fam,
 	write_sample(f, fam, "_count", s, NULL, (double)s->count);
 }
 
+void prom_write_series(FILE *f, const struct metrics_family_info *fam,
+		       const struct metrics_series_info *s)
+{
+	struct le_strings les;
+
+	if (fam->type == METRICS_HISTOGRAM)
+		format_les(fam, &les);
+	write_series(f, fam, s, &les);
+}
+
+struct render_ctx {
+	FILE *f;
+	struct le_strings les; /* of the family being rendered */
+};
+
 static int visit_family(const struct metrics_family_info *fam, void *ctx)
 {
-	prom_write_family_header(ctx, fam);
+	struct render_ctx *r = ctx;
+
+	prom_write_family_header(r->f, fam);
+	if (fam->type == METRICS_HISTOGRAM)
+		format_les(fam, &r->les);
 	return 0;
 }
 
 static int visit_series(const struct metrics_family_info *fam, const struct metrics_series_info *s,
 			void *ctx)
 {
-	prom_write_series(ctx, fam, s);
+	struct render_ctx *r = ctx;
+
+	write_series(r->f, fam, s, &r->les);
 	return 0;
 }
 
 int prom_render(struct metrics_registry *reg, char **out, size_t *len)
 {
 	static const struct metrics_visitor visitor = {visit_family, visit_series};
+	struct render_ctx *r;
 	char *buf = NULL;
 	size_t size = 0;
 	FILE *f;
@@ -147,10 +178,18 @@ int prom_render(struct metrics_registry *reg, char **out, size_t *len)
 	if (!reg || !out)
 		return -EINVAL;
 	metrics_registry_run_collectors(reg);
+	r = malloc(sizeof(*r));
 	f = open_memstream(&buf, &size);
-	if (!f)
+	if (!f || !r) {
+		if (f)
+			fclose(f);
+		free(buf);
+		free(r);
 		return -ENOMEM;
-	metrics_registry_visit(reg, &visitor, f);
+	}
+	r->f = f;
+	metrics_registry_visit(reg, &visitor, r);
+	free(r);
 	err = ferror(f) ? -EIO : 0;
 	if (fclose(f) && !err)
 		err = -ENOMEM;
