@@ -293,6 +293,15 @@ workload() { # WORKLOAD
 }
 
 # ------------------------------------------------------------------ the other figures
+# record_loss RUN SECONDS: what the tracer's /metrics says after a loss run.
+record_loss() {
+	rec L "$1" 3 seconds "$2"
+	rec L "$1" 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
+	rec L "$1" 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
+	rec L "$1" 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
+	rec L "$1" 3 rps "$(wrk_rps "$WORK/loss.out")"
+}
+
 loss_test() {
 	local v
 	start_a_server 1 || return 1
@@ -300,22 +309,14 @@ loss_test() {
 	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
 	taskset -c $GEN_CPU wrk -t1 -c64 -d"${LOSS_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
 	sleep 1
-	rec L 1 3 seconds "$LOSS_S"
-	rec L 1 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
-	rec L 1 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
-	rec L 1 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
-	rec L 1 3 rps "$(wrk_rps "$WORK/loss.out")"
+	record_loss 1 "$LOSS_S"
 	log "loss at saturation: $(wrk_rps "$WORK/loss.out") req/s for ${LOSS_S}s, lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
 	stop_tracer
 	# 2. forced: a 4 KiB ring buffer cannot keep up; the losses must be counted
 	start_tracer 3 A --ringbuf 4096 || { stop_tracer; stop "$SRV"; return 1; }
 	taskset -c $GEN_CPU wrk -t1 -c64 -d"${FORCE_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
 	sleep 1
-	rec L 2 3 seconds "$FORCE_S"
-	rec L 2 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
-	rec L 2 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
-	rec L 2 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
-	rec L 2 3 rps "$(wrk_rps "$WORK/loss.out")"
+	record_loss 2 "$FORCE_S"
 	rec L 2 3 parse_errors "$(metric "$MURL" '^bizprobe_http_parse_errors_total')"
 	curl -s "$MURL" | grep -E '^bizprobe_(events_lost_total|lost_bytes_total|exchanges_total|http_parse_errors_total|http_truncated)' >"$WORK/forced-metrics.txt"
 	log "forced loss (--ringbuf 4096): lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
