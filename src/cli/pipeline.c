@@ -27,8 +27,7 @@ struct pipeline {
 	cli_exchange_fn on_exchange;
 	void *ctx;
 	int64_t mono_to_wall_ns; /* added to CLOCK_MONOTONIC stamps to get wall time */
-	bool debug_chunks;	 /* BIZPROBE_DEBUG_CHUNKS=1: one stderr line per chunk (no payload
-				  * beyond its first 24 bytes, which are a start line or body) */
+	bool debug_chunks;	 /* BIZPROBE_DEBUG_CHUNKS=1: one stderr line per chunk */
 };
 
 static int64_t clock_ns(clockid_t id)
@@ -37,6 +36,23 @@ static int64_t clock_ns(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* The debug view shows a chunk's first token only when it is a method or "HTTP/1.x": anything
+ * else may be a header value or body, and those can carry secrets. */
+static int start_token_len(const struct capture_chunk *chunk)
+{
+	static const char *const starts[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+					     "OPTIONS", "HTTP/1.1", "HTTP/1.0"};
+
+	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+		size_t n = strlen(starts[i]);
+
+		if (chunk->len > n && memcmp(chunk->data, starts[i], n) == 0 &&
+		    chunk->data[n] == ' ')
+			return (int)n;
+	}
+	return 0;
 }
 
 static void on_chunk(const struct capture_chunk *chunk, void *ctx)
@@ -48,7 +64,7 @@ static void on_chunk(const struct capture_chunk *chunk, void *ctx)
 			chunk->conn.pid, (unsigned long long)chunk->conn.id,
 			(unsigned long long)chunk->conn.generation, chunk->conn.tls,
 			chunk->dir == BP_DIR_EGRESS ? "out" : "in", chunk->len, chunk->lost,
-			(int)(chunk->len < 24 ? chunk->len : 24), (const char *)chunk->data);
+			start_token_len(chunk), (const char *)chunk->data);
 
 	http_tracker_feed(p->ht, chunk);
 }
