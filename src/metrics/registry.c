@@ -448,50 +448,56 @@ int metrics_observe(struct metrics_family *f, const char *const *label_values, d
 	return update(f, label_values, v, 2);
 }
 
-int metrics_remove(struct metrics_family *f, const char *const *label_values)
+/* Validates the arguments, takes the registry lock and finds the series of label_values. On 0 the
+ * lock is held and the caller releases it; on -EINVAL or -ENOENT it is not held. */
+static int series_find_and_lock(struct metrics_family *f, const char *const *label_values,
+				struct metrics_series **out)
 {
 	unsigned n = f ? f->info.n_labels : 0;
-	struct metrics_series *s;
-	int err = 0;
 
 	if (!f || (n && !label_values))
 		return -EINVAL;
 	pthread_mutex_lock(&f->reg->lock);
-	s = series_find_locked(f, label_values, values_hash(label_values, n));
-	if (!s) {
-		err = -ENOENT;
-	} else {
-		size_t idx = (size_t)(s - f->series);
-
-		series_clear(s, n);
-		memmove(s, s + 1, (f->n_series - idx - 1) * sizeof(*s));
-		f->n_series--;
+	*out = series_find_locked(f, label_values, values_hash(label_values, n));
+	if (!*out) {
+		pthread_mutex_unlock(&f->reg->lock);
+		return -ENOENT;
 	}
+	return 0;
+}
+
+int metrics_remove(struct metrics_family *f, const char *const *label_values)
+{
+	struct metrics_series *s;
+	size_t idx;
+	int err;
+
+	err = series_find_and_lock(f, label_values, &s);
+	if (err)
+		return err;
+	idx = (size_t)(s - f->series);
+	series_clear(s, f->info.n_labels);
+	memmove(s, s + 1, (f->n_series - idx - 1) * sizeof(*s));
+	f->n_series--;
 	pthread_mutex_unlock(&f->reg->lock);
-	return err;
+	return 0;
 }
 
 int metrics_get_histogram(struct metrics_family *f, const char *const *label_values,
 			  uint64_t *count, double *sum)
 {
 	struct metrics_series *s;
-	unsigned n = f ? f->info.n_labels : 0;
-	int err = 0;
+	int err;
 
-	if (!f || (n && !label_values))
-		return -EINVAL;
-	pthread_mutex_lock(&f->reg->lock);
-	s = series_find_locked(f, label_values, values_hash(label_values, n));
-	if (!s) {
-		err = -ENOENT;
-	} else {
-		if (count)
-			*count = s->count;
-		if (sum)
-			*sum = s->value;
-	}
+	err = series_find_and_lock(f, label_values, &s);
+	if (err)
+		return err;
+	if (count)
+		*count = s->count;
+	if (sum)
+		*sum = s->value;
 	pthread_mutex_unlock(&f->reg->lock);
-	return err;
+	return 0;
 }
 
 int metrics_get(struct metrics_family *f, const char *const *label_values, double *v)
