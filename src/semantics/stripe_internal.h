@@ -3,13 +3,13 @@
 #ifndef BIZPROBE_STRIPE_INTERNAL_H
 #define BIZPROBE_STRIPE_INTERNAL_H
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "bizprobe/metrics.h"
 #include "bizprobe/stripe.h"
+#include "json_view.h"
 
 /*
  * Bounded map from string ids to fixed-size values, least recently used evicted first.
@@ -97,14 +97,13 @@ struct stripe_semantics {
 /* Value of one hex digit, or -1. */
 int stripe_hexval(char c);
 
-/* JSON helpers over json-c: NULL / 0 when absent or of another type. */
-const char *stripe_json_str(struct json_object *o, const char *key);
-bool stripe_json_int(struct json_object *o, const char *key, int64_t *out);
-struct json_object *stripe_json_obj(struct json_object *o, const char *key);
+/* Members of a JSON object by type: NULL / false / absent when missing or of another type. */
+const char *stripe_json_str(struct json_val o, const char *key);
+bool stripe_json_int(struct json_val o, const char *key, int64_t *out);
+struct json_val stripe_json_obj(struct json_val o, const char *key);
+struct json_val stripe_json_array(struct json_val o, const char *key);
 /* The id of a field that is either an id string or an expanded object with "id". */
-const char *stripe_json_ref(struct json_object *o, const char *key);
-/* Parses a body; NULL if it is not a complete JSON object. Caller puts the result. */
-struct json_object *stripe_json_parse(const uint8_t *body, size_t len);
+const char *stripe_json_ref(struct json_val o, const char *key);
 
 /* Upper-case ISO code in out[4], or "other" when cur is not three ASCII letters. */
 void stripe_currency_label(const char *cur, char *out, size_t size);
@@ -116,32 +115,32 @@ const char *stripe_event_type_label(const char *type);
 double stripe_currency_divisor(const char *currency);
 
 /* Payments (stripe_payments.c). */
-void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_object *pi,
+void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_val pi,
 				enum stripe_source src);
 /* A 402 response: error object with code, decline_code, charge, payment_intent. */
-void stripe_payment_error_seen(struct stripe_semantics *s, struct json_object *err,
+void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 			       const char *idempotency_key, const char *req_currency);
 size_t stripe_intent_size(void);
 void stripe_payments_expire(struct stripe_semantics *s, bool all);
 void stripe_intent_evicted(const char *key, void *value, void *ctx);
 
 /* Subscriptions (stripe_subscriptions.c). */
-void stripe_subscription_seen(struct stripe_semantics *s, struct json_object *sub,
+void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 			      enum stripe_source src, bool created, bool deleted);
 struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur);
 size_t stripe_subscription_size(void);
-double stripe_subscription_mrr_minor(struct json_object *sub, bool *ok);
+double stripe_subscription_mrr_minor(struct json_val sub, bool *ok);
 void stripe_subscription_evicted(const char *key, void *value, void *ctx);
 
 /* Refunds and disputes (stripe_semantics.c). */
-void stripe_refund_seen(struct stripe_semantics *s, struct json_object *refund);
-void stripe_dispute_seen(struct stripe_semantics *s, struct json_object *dispute);
+void stripe_refund_seen(struct stripe_semantics *s, struct json_val refund);
+void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute);
 
 /* Webhooks (webhook.c). */
 void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex);
 /* Dispatches a Stripe object (data.object of an event, or an API response body). */
-void stripe_object_dispatch(struct stripe_semantics *s, struct json_object *obj,
-			    const char *event_type, enum stripe_source src);
+void stripe_object_dispatch(struct stripe_semantics *s, struct json_val obj, const char *event_type,
+			    enum stripe_source src);
 
 /* Case-insensitive header lookup of this stage (src/http owns http_message_header; using our
  * own keeps the semantics stage testable and linkable alone). */

@@ -173,10 +173,10 @@ static void observe(struct stripe_semantics *s, const struct observation *o, enu
 		observe_terminal(s, o, src);
 }
 
-void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_object *pi,
+void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_val pi,
 				enum stripe_source src)
 {
-	struct json_object *lpe = stripe_json_obj(pi, "last_payment_error");
+	struct json_val lpe = stripe_json_obj(pi, "last_payment_error");
 	const char *status = stripe_json_str(pi, "status");
 	struct observation o = {
 	    .pi_id = stripe_json_str(pi, "id"),
@@ -197,7 +197,7 @@ void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_object *
 		o.status = STRIPE_ATTEMPT_REQUIRES_ACTION;
 	/* Back to requires_payment_method with an error: the last attempt failed. Without an
 	 * error it was just created or updated: no attempt yet. */
-	else if (!strcmp(status, "requires_payment_method") && lpe)
+	else if (!strcmp(status, "requires_payment_method") && json_present(lpe))
 		o.status = STRIPE_ATTEMPT_FAILED;
 	else
 		return; /* requires_confirmation, requires_capture: nothing decided yet */
@@ -219,10 +219,10 @@ void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_object *
 	observe(s, &o, src);
 }
 
-void stripe_payment_error_seen(struct stripe_semantics *s, struct json_object *err,
+void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 			       const char *idempotency_key, const char *req_currency)
 {
-	struct json_object *pi = stripe_json_obj(err, "payment_intent");
+	struct json_val pi = stripe_json_obj(err, "payment_intent");
 	const char *type = stripe_json_str(err, "type");
 	struct observation o = {
 	    .status = STRIPE_ATTEMPT_FAILED,

@@ -258,7 +258,7 @@ void stripe_semantics_free(struct stripe_semantics *s)
 	free(s);
 }
 
-void stripe_refund_seen(struct stripe_semantics *s, struct json_object *refund)
+void stripe_refund_seen(struct stripe_semantics *s, struct json_val refund)
 {
 	const char *id = stripe_json_str(refund, "id");
 	const char *status = stripe_json_str(refund, "status");
@@ -279,7 +279,7 @@ void stripe_refund_seen(struct stripe_semantics *s, struct json_object *refund)
 	metrics_add(s->refund_amount, labels, stripe_amount_to_major(amount, currency));
 }
 
-void stripe_dispute_seen(struct stripe_semantics *s, struct json_object *dispute)
+void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute)
 {
 	const char *id = stripe_json_str(dispute, "id");
 	bool created;
@@ -291,18 +291,15 @@ void stripe_dispute_seen(struct stripe_semantics *s, struct json_object *dispute
 
 /* A charge.refunded event carries the refunds in charge.refunds.data (when the account's API
  * version still embeds them; newer versions send refund.created instead). */
-static void charge_refunds_seen(struct stripe_semantics *s, struct json_object *charge)
+static void charge_refunds_seen(struct stripe_semantics *s, struct json_val charge)
 {
-	struct json_object *refunds = stripe_json_obj(charge, "refunds"), *data;
+	struct json_val data = stripe_json_array(stripe_json_obj(charge, "refunds"), "data");
 
-	if (!refunds || !json_object_object_get_ex(refunds, "data", &data) ||
-	    !json_object_is_type(data, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(data); i++)
-		stripe_refund_seen(s, json_object_array_get_idx(data, i));
+	for (struct json_val r = json_first(data); json_present(r); r = json_next(data, r))
+		stripe_refund_seen(s, r);
 }
 
-static void dispatch(struct stripe_semantics *s, struct json_object *obj, const char *event_type,
+static void dispatch(struct stripe_semantics *s, struct json_val obj, const char *event_type,
 		     enum stripe_source src, bool created, bool deleted)
 {
 	const char *kind = stripe_json_str(obj, "object");
@@ -324,14 +321,11 @@ static void dispatch(struct stripe_semantics *s, struct json_object *obj, const 
 		if (event_type && !strcmp(event_type, "charge.dispute.created"))
 			stripe_dispute_seen(s, obj);
 	} else if (!strcmp(kind, "list") && src == STRIPE_SRC_API_READ) {
-		struct json_object *data;
+		struct json_val data = stripe_json_array(obj, "data");
 
 		/* Listing subscriptions refreshes MRR state; lists are never events. */
-		if (!json_object_object_get_ex(obj, "data", &data) ||
-		    !json_object_is_type(data, json_type_array))
-			return;
-		for (size_t i = 0; i < json_object_array_length(data); i++) {
-			struct json_object *o = json_object_array_get_idx(data, i);
+		for (struct json_val o = json_first(data); json_present(o);
+		     o = json_next(data, o)) {
 			const char *k = stripe_json_str(o, "object");
 
 			if (k && !strcmp(k, "subscription"))
@@ -340,8 +334,8 @@ static void dispatch(struct stripe_semantics *s, struct json_object *obj, const 
 	}
 }
 
-void stripe_object_dispatch(struct stripe_semantics *s, struct json_object *obj,
-			    const char *event_type, enum stripe_source src)
+void stripe_object_dispatch(struct stripe_semantics *s, struct json_val obj, const char *event_type,
+			    enum stripe_source src)
 {
 	bool created = event_type && !strcmp(event_type, "customer.subscription.created");
 	bool deleted = event_type && !strcmp(event_type, "customer.subscription.deleted");
@@ -390,7 +384,7 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 	const char *req_labels[] = {endpoint, method, code};
 	const char *dur_labels[] = {endpoint};
 	bool write = strcmp(method, "GET") != 0;
-	struct json_object *body;
+	struct json_doc *body;
 
 	s->stats.api_exchanges++;
 	stripe_endpoint_template(ex->path ? ex->path : ex->target, endpoint, sizeof(endpoint));
@@ -408,7 +402,7 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 		metrics_inc(s->truncated, labels);
 		return;
 	}
-	body = stripe_json_parse(ex->resp.body, ex->resp.body_len);
+	body = json_doc_parse(ex->resp.body, ex->resp.body_len);
 	if (!body) {
 		if (ex->resp.body_len)
 			s->stats.parse_errors++;
@@ -421,13 +415,14 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 		if (!ex->req.body_truncated && ex->req.body)
 			stripe_form_get((const char *)ex->req.body, ex->req.body_len, "currency",
 					req_cur, sizeof(req_cur));
-		stripe_payment_error_seen(s, stripe_json_obj(body, "error"), idem,
+		stripe_payment_error_seen(s, stripe_json_obj(json_doc_root(body), "error"), idem,
 					  req_cur[0] ? req_cur : NULL);
 	} else if (ex->status >= 200 && ex->status <= 299) {
-		dispatch(s, body, NULL, write ? STRIPE_SRC_API_WRITE : STRIPE_SRC_API_READ,
+		dispatch(s, json_doc_root(body), NULL,
+			 write ? STRIPE_SRC_API_WRITE : STRIPE_SRC_API_READ,
 			 !strcmp(method, "POST") && is_create(endpoint), !strcmp(method, "DELETE"));
 	}
-	json_object_put(body);
+	json_doc_free(body);
 }
 
 void stripe_semantics_tick(struct stripe_semantics *s, time_t wall_now)

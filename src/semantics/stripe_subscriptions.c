@@ -50,7 +50,7 @@ static double interval_factor(const char *interval, int64_t count)
 	return f / (double)(count > 0 ? count : 1);
 }
 
-static bool item_unit_amount(struct json_object *price, double *out)
+static bool item_unit_amount(struct json_val price, double *out)
 {
 	int64_t v;
 	const char *dec;
@@ -71,29 +71,26 @@ static bool item_unit_amount(struct json_object *price, double *out)
 	return false;
 }
 
-double stripe_subscription_mrr_minor(struct json_object *sub, bool *ok)
+double stripe_subscription_mrr_minor(struct json_val sub, bool *ok)
 {
-	struct json_object *items = stripe_json_obj(sub, "items"), *data;
+	struct json_val data = stripe_json_array(stripe_json_obj(sub, "items"), "data");
 	double total = 0;
-	size_t n;
 
 	*ok = false;
-	if (!items || !json_object_object_get_ex(items, "data", &data) ||
-	    !json_object_is_type(data, json_type_array))
+	if (!json_present(data))
 		return 0;
-	n = json_object_array_length(data);
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *item = json_object_array_get_idx(data, i);
-		struct json_object *price = stripe_json_obj(item, "price");
-		struct json_object *rec;
+	for (struct json_val item = json_first(data); json_present(item);
+	     item = json_next(data, item)) {
+		struct json_val price = stripe_json_obj(item, "price");
+		struct json_val rec;
 		const char *interval;
 		int64_t count = 1, qty = 1;
 		double unit;
 
-		if (!price)
+		if (!json_present(price))
 			price = stripe_json_obj(item, "plan");
 		rec = stripe_json_obj(price, "recurring");
-		if (rec) {
+		if (json_present(rec)) {
 			interval = stripe_json_str(rec, "interval");
 			stripe_json_int(rec, "interval_count", &count);
 		} else {
@@ -141,7 +138,7 @@ static void drop_contribution(struct stripe_semantics *s, struct stripe_sub *rec
 	s->stats.subscriptions--;
 }
 
-void stripe_subscription_seen(struct stripe_semantics *s, struct json_object *sub,
+void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 			      enum stripe_source src, bool created, bool deleted)
 {
 	const char *id = stripe_json_str(sub, "id");

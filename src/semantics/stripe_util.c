@@ -11,65 +11,37 @@
 
 #include "stripe_internal.h"
 
-const char *stripe_json_str(struct json_object *o, const char *key)
+const char *stripe_json_str(struct json_val o, const char *key)
 {
-	struct json_object *v;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
+	return json_string(json_get(o, key));
 }
 
-bool stripe_json_int(struct json_object *o, const char *key, int64_t *out)
+bool stripe_json_int(struct json_val o, const char *key, int64_t *out)
 {
-	struct json_object *v;
-
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return false;
-	*out = json_object_get_int64(v);
-	return true;
+	return json_int64(json_get(o, key), out);
 }
 
-struct json_object *stripe_json_obj(struct json_object *o, const char *key)
+struct json_val stripe_json_obj(struct json_val o, const char *key)
 {
-	struct json_object *v;
+	struct json_val v = json_get(o, key);
 
-	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_object))
-		return NULL;
-	return v;
+	return json_is_object(v) ? v : (struct json_val){NULL, -1};
 }
 
-const char *stripe_json_ref(struct json_object *o, const char *key)
+struct json_val stripe_json_array(struct json_val o, const char *key)
+{
+	struct json_val v = json_get(o, key);
+
+	return json_is_array(v) ? v : (struct json_val){NULL, -1};
+}
+
+const char *stripe_json_ref(struct json_val o, const char *key)
 {
 	const char *id = stripe_json_str(o, key);
 
 	if (id)
 		return id;
 	return stripe_json_str(stripe_json_obj(o, key), "id");
-}
-
-struct json_object *stripe_json_parse(const uint8_t *body, size_t len)
-{
-	struct json_tokener *tok;
-	struct json_object *o;
-
-	if (!body || !len || len > (size_t)INT32_MAX)
-		return NULL;
-	tok = json_tokener_new();
-	if (!tok)
-		return NULL;
-	o = json_tokener_parse_ex(tok, (const char *)body, (int)len);
-	/* A cut body leaves the tokener wanting more (json_tokener_continue): not a result. */
-	if (json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	json_tokener_free(tok);
-	return o;
 }
 
 void stripe_currency_label(const char *cur, char *out, size_t size)

@@ -86,7 +86,8 @@ int webhook_verify_signature(const char *header, const uint8_t *body, size_t bod
 				bool ok = true;
 
 				for (size_t i = 0; i < WEBHOOK_SIG_LEN && ok; i++) {
-					int hi = stripe_hexval(v[2 * i]), lo = stripe_hexval(v[2 * i + 1]);
+					int hi = stripe_hexval(v[2 * i]),
+					    lo = stripe_hexval(v[2 * i + 1]);
 
 					ok = hi >= 0 && lo >= 0;
 					sigs[n_sigs][i] = (uint8_t)(hi * 16 + lo);
@@ -126,7 +127,8 @@ static void count_event(struct stripe_semantics *s, const char *type, const char
 void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 {
 	const char *sig = stripe_header(&ex->req, "Stripe-Signature");
-	struct json_object *evt = NULL, *data;
+	struct json_doc *doc;
+	struct json_val evt;
 	const char *type, *id;
 	bool created;
 
@@ -140,7 +142,8 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 		count_event(s, NULL, "truncated");
 		return;
 	}
-	evt = stripe_json_parse(ex->req.body, ex->req.body_len);
+	doc = json_doc_parse(ex->req.body, ex->req.body_len);
+	evt = json_doc_root(doc);
 	type = stripe_json_str(evt, "type");
 	id = stripe_json_str(evt, "id");
 	if (ex->status < 200 || ex->status > 299) {
@@ -153,7 +156,7 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 		count_event(s, type, "rejected");
 		goto cleanup;
 	}
-	if (!evt || !type || !id) {
+	if (!doc || !type || !id) {
 		s->stats.parse_errors++;
 		count_event(s, type, "rejected");
 		goto cleanup;
@@ -165,8 +168,8 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 		goto cleanup;
 	}
 	count_event(s, type, "processed");
-	data = stripe_json_obj(evt, "data");
-	stripe_object_dispatch(s, stripe_json_obj(data, "object"), type, STRIPE_SRC_WEBHOOK);
+	stripe_object_dispatch(s, stripe_json_obj(stripe_json_obj(evt, "data"), "object"), type,
+			       STRIPE_SRC_WEBHOOK);
 cleanup:
-	json_object_put(evt);
+	json_doc_free(doc);
 }
