@@ -76,8 +76,9 @@ static const char *decode_u(const char *in, const char *end, char **out)
 	return in;
 }
 
-/* Decoding only shrinks (an escape of n bytes yields at most n - 2), so it runs in place. */
-static void decode_string(char *text, const jsmntok_t *t)
+/* Decoding only shrinks (an escape of n bytes yields at most n - 2), so it runs in place; the
+ * token's end moves to the decoded end. */
+static void decode_string(char *text, jsmntok_t *t)
 {
 	const char *in = text + t->start, *end = text + t->end;
 	char *out = text + t->start;
@@ -114,6 +115,7 @@ static void decode_string(char *text, const jsmntok_t *t)
 		}
 	}
 	*out = '\0';
+	t->end = (int)(out - text);
 }
 
 /* Tokens in jsmn come in document order, so a subtree is the run of tokens that start before
@@ -182,6 +184,7 @@ struct json_doc *json_doc_parse(const uint8_t *text, size_t len)
 	link_subtrees(d);
 	if (d->next[0] != d->n) /* a second value after the object */
 		goto fail;
+	/* After the links: decoding moves string ends. */
 	for (int i = 0; i < d->n; i++) {
 		if (d->tok[i].type == JSMN_STRING)
 			decode_string(d->text, &d->tok[i]);
@@ -236,15 +239,20 @@ struct json_val json_get(struct json_val obj, const char *key)
 {
 	struct json_val found = absent;
 	const struct json_doc *d = obj.doc;
+	size_t key_len = strlen(key);
 	int end, k;
 
 	if (!json_is_object(obj))
 		return absent;
 	end = d->next[obj.i];
 	/* Members are key, value, key, value...; anything else ends the walk. */
-	for (k = obj.i + 1; k + 1 < end && d->tok[k].type == JSMN_STRING; k = d->next[k + 1])
-		if (!strcmp(d->text + d->tok[k].start, key))
+	for (k = obj.i + 1; k + 1 < end && d->tok[k].type == JSMN_STRING; k = d->next[k + 1]) {
+		const jsmntok_t *name = &d->tok[k];
+
+		if ((size_t)(name->end - name->start) == key_len &&
+		    !memcmp(d->text + name->start, key, key_len))
 			found = (struct json_val){d, k + 1};
+	}
 	return found;
 }
 
