@@ -21,7 +21,7 @@ struct capture_config {
 	const char *exes[CAPTURE_MAX_EXES]; /* --exe: every process running that file */
 	size_t n_exes;
 	uint32_t max_copy_bytes; /* per read/write call; 0 = default (256 KiB) */
-	uint32_t ringbuf_bytes;	 /* 0 = default (8 MiB); rounded down to a power of two */
+	uint32_t ringbuf_bytes;	 /* 0 = default (4 MiB); rounded down to a power of two */
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
 	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
 };

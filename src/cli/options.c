@@ -37,7 +37,7 @@ void cli_usage(FILE *out)
 		"options:\n"
 		"  --max-copy BYTES   bytes copied per read/write call (default 262144)\n"
 		"  --body-cap BYTES   body bytes kept per message (default 65536)\n"
-		"  --ringbuf BYTES    kernel-to-user ring buffer (default 8388608)\n"
+		"  --ringbuf BYTES    kernel-to-user ring buffer (default 4194304)\n"
 		"  -v, --verbose      attach decisions and libbpf messages on stderr\n",
 		BIZPROBE_VERSION);
 }
