@@ -11,12 +11,13 @@
 #   4 bpftrace counting the same probes (bench/count.bt)   5 in-process prom-client (+ scrape)
 # Workloads: A trivial Node.js HTTPS handler at saturation (wrk), B the demo app's POST /api/tips
 # at saturation (wrk in the demo netns), C A's server at a fixed rate of half of A's capacity
-# (bench/loadgen.c, open loop, exact percentiles).
+# (bench/loadgen.c, open loop, exact percentiles). The loss step runs nginx at >= 50k exchanges/s.
 # CPU placement: the server on CPU 0; wrk / loadgen, bizprobe, bpftrace, scrapers and the Stripe
 # stand-in on CPU 1.
 #
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (10 s per measurement), BENCH_WARMUP (2 s),
-# BENCH_LOSS_SECONDS (60), BENCH_NETNS (bizprobe-bench: the demo env under its own netns and run dir
+# BENCH_LOSS_SECONDS (60), BENCH_PIPELINE (16: requests per pipelined write in the loss step's nginx
+# run; 1 = none), BENCH_NETNS (bizprobe-bench: the demo env under its own netns and run dir
 # so that a concurrent `make test` using bizprobe-demo is not disturbed).
 set -uo pipefail
 
@@ -28,14 +29,15 @@ BIN=$ROOT/build/bizprobe
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ "$SMOKE" = 1 ]; then
-	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0
+	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0
 else
 	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
-	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5
+	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5
 fi
 CONFIGS=(1 2 3 4 5)
 CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
 SRV_CPU=0 GEN_CPU=1
+LOSS_DEPTH=${BENCH_PIPELINE:-16} # requests per pipelined write in the loss step (1: no pipelining)
 
 export DEMO_NETNS=${BENCH_NETNS:-bizprobe-bench}
 export DEMO_RUN_DIR=/run/$DEMO_NETNS
@@ -73,6 +75,9 @@ stop() {
 
 cleanup() {
 	local pid
+	# bash 5.2 runs this trap in a background child that a signal hits between fork and exec:
+	# only the bench's own shell may stop everything.
+	[ "$BASHPID" = "$$" ] || return 0
 	trap - EXIT INT TERM
 	for pid in "${!STARTED[@]}"; do
 		stop "$pid" INT
@@ -114,7 +119,7 @@ wrk_bad() { awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub("
 setup() {
 	[ "$(id -u)" = 0 ] || { log "needs root"; return 1; }
 	local t
-	for t in wrk bpftrace taskset openssl curl node gcc perf; do
+	for t in wrk bpftrace taskset openssl curl node gcc perf nginx; do
 		command -v "$t" >/dev/null || { log "$t not found"; return 1; }
 	done
 	[ -x "$BIN" ] || { log "$BIN missing: run make"; return 1; }
@@ -122,7 +127,7 @@ setup() {
 	gcc -O2 -Wall -o "$BENCH/.build/loadgen" "$BENCH/loadgen.c" -lssl -lcrypto || return 1
 	# shellcheck disable=SC2046
 	gcc -O2 -Wall -D_GNU_SOURCE -Iinclude -o "$BENCH/.build/render_bench" "$BENCH/render_bench.c" \
-		build/libbizprobe.a $(pkg-config --libs libbpf libelf zlib libmicrohttpd json-c libcrypto) \
+		build/libbizprobe.a $(pkg-config --libs libbpf libelf zlib libmicrohttpd libcrypto) \
 		-lhttp_parser -lm -lpthread || return 1
 	if [ ! -d "$BENCH/app-promclient/node_modules/prom-client" ]; then
 		log "installing prom-client from bench/app-promclient/package-lock.json (npm ci)"
@@ -178,9 +183,21 @@ start_b_server() { # CONFIG
 
 # ------------------------------------------------------------------ tracers
 TRACER='' SCRAPER='' MURL=''
+SAMPLES='' # set: start_tracer 3's scraper keeps "unix-time server-exchanges" lines there (the
+# time is the middle of the scrape)
+SERVER_EX='^bizprobe_exchanges_total[{].*role="server"'
 start_scraper() { # URL [netns]
 	if [ "${2:-}" = ns ]; then
 		ip netns exec "$NS" taskset -c $GEN_CPU sh -c 'while :; do curl -sk -o /dev/null --max-time 2 "$0"; sleep 1; done' "$1" &
+	elif [ -n "$SAMPLES" ]; then
+		(
+			while :; do
+				t=$(date +%s.%N) v=$(metric "$1" "$SERVER_EX")
+				awk -v a="$t" -v b="$(date +%s.%N)" -v v="$v" 'BEGIN {printf "%.6f %s\n", (a + b) / 2, v}'
+				sleep 1
+			done
+		) >"$SAMPLES" 2>/dev/null &
+		taskset -pc $GEN_CPU $! >/dev/null
 	else
 		taskset -c $GEN_CPU sh -c 'while :; do curl -sk -o /dev/null --max-time 2 "$0"; sleep 1; done' "$1" &
 	fi
@@ -292,38 +309,128 @@ workload() { # WORKLOAD
 	done
 }
 
-# ------------------------------------------------------------------ the other figures
-# record_loss RUN SECONDS: what the tracer's /metrics says after a loss run.
-record_loss() {
-	rec L "$1" 3 seconds "$2"
-	rec L "$1" 3 exchanges "$(metric "$MURL" '^bizprobe_exchanges_total')"
-	rec L "$1" 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
-	rec L "$1" 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
-	rec L "$1" 3 rps "$(wrk_rps "$WORK/loss.out")"
+# ------------------------------------------------------------------ the fast server (loss step)
+# Debian's nginx returning a fixed 3-byte 200 over plaintext keep-alive: A's node process tops out
+# near 13k exchanges/s on one CPU, nginx serves several times that with bizprobe attached, so the
+# loss step can run at the 50k/s the target names. Plaintext is captured by the same read/write/
+# recvfrom/sendto/writev tracepoints. master_process off: one process, our child, that serves and
+# is stopped by its pid like everything else (a master would respawn a worker stopped first, and
+# a worker left behind by a killed master would keep serving).
+start_fast_server() {
+	local port
+	port=$(free_port)
+	mkdir -p "$WORK/nginx"
+	cat >"$WORK/nginx.conf" <<-EOF
+		daemon off;
+		master_process off;
+		pid $WORK/nginx/nginx.pid;
+		error_log $WORK/nginx/error.log warn;
+		events { worker_connections 1024; }
+		http {
+			access_log off;
+			client_body_temp_path $WORK/nginx/body;
+			proxy_temp_path $WORK/nginx/proxy;
+			fastcgi_temp_path $WORK/nginx/fastcgi;
+			uwsgi_temp_path $WORK/nginx/uwsgi;
+			scgi_temp_path $WORK/nginx/scgi;
+			keepalive_requests 1000000000;
+			keepalive_timeout 300s;
+			server {
+				listen 127.0.0.1:$port;
+				location / { default_type text/plain; return 200 "ok\n"; }
+			}
+		}
+	EOF
+	taskset -c $SRV_CPU nginx -c "$WORK/nginx.conf" -p "$WORK/nginx/" -e "$WORK/nginx/error.log" \
+		>/dev/null 2>"$WORK/srv.err" &
+	SRV=$!
+	bg_started "$SRV" nginx
+	SRV_PORT=$port
+	SRV_URL=http://127.0.0.1:$port/
+	for _ in $(seq 100); do
+		[ "$(curl -s --max-time 1 "$SRV_URL")" = ok ] && return 0
+		kill -0 "$SRV" 2>/dev/null || break
+		sleep 0.1
+	done
+	log "nginx did not start: $(cat "$WORK/srv.err" "$WORK/nginx/error.log" 2>/dev/null | tail -3)"
+	return 1
 }
 
+# ------------------------------------------------------------------ the other figures
+wrk_total() { awk '/ requests in / {print $1}' "$1"; }
+# loss_load SECONDS [DEPTH]: wrk -t1 -c64 on the load CPU against SRV_URL into loss.out; DEPTH > 1
+# pipelines that many requests per write (bench/pipeline.lua).
+loss_load() {
+	local args=(-t1 -c64 -d"$1s" "$SRV_URL")
+	[ "${2:-1}" -gt 1 ] && args=(-t1 -c64 -d"$1s" -s "$BENCH/pipeline.lua" "$SRV_URL" -- "$2")
+	taskset -c $GEN_CPU wrk "${args[@]}" >"$WORK/loss.out" 2>&1
+}
+# loss_mark: the tracer's server exchanges and ring-buffer records before a loss run's load.
+E0=0 R0=0
+loss_mark() {
+	E0=$(metric "$MURL" "$SERVER_EX") R0=$(metric "$MURL" '^bizprobe_ringbuf_records_total')
+}
+# record_loss RUN: what wrk and the tracer's /metrics say after a loss run (counters since
+# loss_mark). The duration is wrk's own (requests / Requests/sec).
+record_loss() {
+	local n rps e
+	n=$(wrk_total "$WORK/loss.out") rps=$(wrk_rps "$WORK/loss.out")
+	e=$(($(metric "$MURL" "$SERVER_EX") - E0))
+	rec L "$1" 3 records "$(($(metric "$MURL" '^bizprobe_ringbuf_records_total') - R0))"
+	rec L "$1" 3 wrk_requests "${n:-0}"
+	rec L "$1" 3 rps "${rps:-0}"
+	rec L "$1" 3 seconds "$(awk -v n="${n:-0}" -v r="${rps:-0}" 'BEGIN {if (r > 0) printf "%.3f\n", n / r; else print 0}')"
+	rec L "$1" 3 bad "$(wrk_bad "$WORK/loss.out")"
+	rec L "$1" 3 exchanges "$e"
+	rec L "$1" 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
+	rec L "$1" 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
+	rec L "$1" 3 parse_errors "$(metric "$MURL" '^bizprobe_http_parse_errors_total')"
+	log "loss run $1: wrk $n requests at ${rps:-?}/s, bizprobe $e exchanges," \
+		"lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
+	[ "${n:-0}" -gt 0 ] && [ "$e" -gt 0 ]
+}
+
+# Loss runs (rec L RUN): 1 the target, nginx at >= 50k exchanges/s for LOSS_S with the default
+# ring buffer; 2 forced, the same load against a 4 KiB ring buffer, whose losses must be counted;
+# 3 the TLS path, A's node HTTPS server at saturation for TLS_S.
 loss_test() {
-	local v
-	start_a_server 1 || return 1
-	# 1. at the highest rate this machine reaches (wrk saturating A), default ring buffer
-	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
-	taskset -c $GEN_CPU wrk -t1 -c64 -d"${LOSS_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
-	sleep 1
-	record_loss 1 "$LOSS_S"
-	log "loss at saturation: $(wrk_rps "$WORK/loss.out") req/s for ${LOSS_S}s, lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
+	local v rc=0
+	start_fast_server || return 1
+	rec L 0 0 server "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+	rec L 0 0 depth "$LOSS_DEPTH"
+	rec L 0 0 connections 64
+	# 1. the target
+	SAMPLES=$WORK/loss-samples.txt
+	start_tracer 3 A || { SAMPLES=''; stop_tracer; stop "$SRV"; return 1; }
+	SAMPLES=''
+	loss_mark
+	rec L 1 3 t0 "$(date +%s.%N)"
+	loss_load "$LOSS_S" "$LOSS_DEPTH"
+	rec L 1 3 t1 "$(date +%s.%N)"
+	sleep 1 # let bizprobe drain what the load left in its ring buffer
+	record_loss 1 || rc=1
 	stop_tracer
-	# 2. forced: a 4 KiB ring buffer cannot keep up; the losses must be counted
+	# 2. forced
 	start_tracer 3 A --ringbuf 4096 || { stop_tracer; stop "$SRV"; return 1; }
-	taskset -c $GEN_CPU wrk -t1 -c64 -d"${FORCE_S}s" "$SRV_URL" >"$WORK/loss.out" 2>&1
+	loss_mark
+	loss_load "$FORCE_S" "$LOSS_DEPTH"
 	sleep 1
-	record_loss 2 "$FORCE_S"
-	rec L 2 3 parse_errors "$(metric "$MURL" '^bizprobe_http_parse_errors_total')"
+	record_loss 2 || rc=1
 	curl -s "$MURL" | grep -E '^bizprobe_(events_lost_total|lost_bytes_total|exchanges_total|http_parse_errors_total|http_truncated)' >"$WORK/forced-metrics.txt"
-	log "forced loss (--ringbuf 4096): lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
 	stop_tracer
 	stop "$SRV"
 	v=$(awk -F'\t' '$1 == "L" && $2 == 2 && $4 == "lost" {print $5}' "$RES")
-	[ "${v:-0}" -gt 0 ] || { log "forced loss run counted no loss"; return 1; }
+	[ "${v:-0}" -gt 0 ] || { log "forced loss run counted no loss"; rc=1; }
+	# 3. TLS
+	start_a_server 1 || return 1
+	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
+	loss_mark
+	loss_load "$TLS_S" 1
+	sleep 1
+	record_loss 3 || rc=1
+	stop_tracer
+	stop "$SRV"
+	return $rc
 }
 
 attach_test() {

@@ -7,7 +7,7 @@ BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-d
 	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev)
 TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps)
 VM_PKGS=(qemu-system-x86 busybox-static cpio)
-BENCH_PKGS=(wrk bpftrace linux-perf)
+BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}" "${BENCH_PKGS[@]}")
 
