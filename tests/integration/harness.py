@@ -127,16 +127,24 @@ class Tracer:
                 self._attached.set()
         self._attached.set()
 
-    def wait_for(self, n, timeout=20):
-        """Waits until at least n exchanges were printed (or the timeout), returns them."""
+    def wait_for(self, n, timeout=20, ports=None):
+        """Waits until at least n exchanges were printed (or the timeout), returns them. With
+        ports, only exchanges with the test's own servers count: an --exe tracer also sees every
+        other process of that executable on the machine (a developer's running node apps)."""
+        def mine():
+            if ports is None:
+                return list(self.exchanges)
+            hosts = {"127.0.0.1:%d" % p for p in ports}
+            return [x for x in self.exchanges if x["host"] in hosts]
+
         deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
             with self._lock:
-                if len(self.exchanges) >= n:
+                if len(mine()) >= n:
                     break
             time.sleep(0.05)
         with self._lock:
-            return list(self.exchanges)
+            return mine()
 
     def stop(self):
         if self.proc.poll() is None:

@@ -43,7 +43,7 @@ class CaptureTest(unittest.TestCase):
         with Server(tls=True) as srv, Tracer("--exe", NODE, *BODY_CAP) as tr:
             truth = run_node_client(srv.base, plan)
             self.assertEqual(len(truth), len(plan))
-            got = tr.wait_for(2 * len(plan))
+            got = tr.wait_for(2 * len(plan), ports=[srv.port])
             tr.stop()
         client = [key_of(x) for x in got if x["role"] == "client"]
         server = [key_of(x) for x in got if x["role"] == "server"]
@@ -80,7 +80,7 @@ class CaptureTest(unittest.TestCase):
                 "    c.request('PUT', '/up', body=b'z' * n); r = c.getresponse(); r.read()\n"
             ) % srv.port
             subprocess.run([PYTHON, "-c", script], check=True, timeout=60 * SLOW)
-            got = tr.wait_for(8)
+            got = tr.wait_for(8, ports=[srv.port])
             tr.stop()
         truth = []
         for n in (0, 10, 70000, 204800):
@@ -99,7 +99,7 @@ class CaptureTest(unittest.TestCase):
                                check=True, timeout=30 * SLOW)
                 subprocess.run([CURL, "-sk", "-o", "/dev/null", "--data-binary", "hello",
                                 srv.base + "/form"], check=True, timeout=30 * SLOW)
-            got = tr.wait_for(6)
+            got = tr.wait_for(6, ports=[tsrv.port, psrv.port])
             tr.stop()
         truth = []
         for tls in (True, False):
