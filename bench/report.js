@@ -170,6 +170,10 @@ if (pb || ps) {
     'traced node server (self time):', '', '```', ps, '```', '',
     'traced node server, BPF/uprobe path (time including children):', '', '```', pbpf, '```', '');
 }
+const pbb = readWork('profile-bizprobe-b.txt');
+if (pbb) {
+  out.push('bizprobe process under B at saturation (self time by object and symbol):', '', '```', pbb, '```', '');
+}
 const analysis = path.join(__dirname, 'ANALYSIS.md');
 if (fs.existsSync(analysis)) out.push(fs.readFileSync(analysis, 'utf8').trim(), '');
 fs.writeFileSync(args.out, out.join('\n'));

@@ -472,7 +472,22 @@ profile_test() {
 		grep '%' | head -30 >"$WORK/profile-server.txt"
 	perf report -i "$WORK/perf-server.data" --children --sort sym --stdio -g none 2>/dev/null |
 		grep -E '%.*(uprobe|bpf_prog|handle_swbp|trace_call_bpf|perf_syscall|bpf_ringbuf|bpf_probe_read|syscall_trace)' | head -15 >"$WORK/profile-server-bpf.txt"
-	[ -s "$WORK/profile-bizprobe.txt" ] && [ -s "$WORK/profile-server.txt" ]
+	[ -s "$WORK/profile-bizprobe.txt" ] && [ -s "$WORK/profile-server.txt" ] || return 1
+	# bizprobe under B, where it parses Stripe bodies and verifies webhook signatures
+	[ "$DEMO_UP" = 1 ] || return 0
+	start_b_server 1 || return 1
+	start_tracer 3 B || { stop_tracer; stop "$SRV"; return 1; }
+	nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"$((PROFILE_S + 3))s" -s "$BENCH/tips.lua" "$SRV_URL" >/dev/null 2>&1 &
+	w=$!
+	bg_started "$w" wrk-profile-b
+	sleep 1
+	perf record -q -g -o "$WORK/perf-bizprobe-b.data" -p "$TRACER" -- sleep "$PROFILE_S" >/dev/null 2>&1
+	stop "$w"
+	stop_tracer
+	stop "$SRV"
+	perf report -i "$WORK/perf-bizprobe-b.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+		grep '%' | head -20 >"$WORK/profile-bizprobe-b.txt"
+	[ -s "$WORK/profile-bizprobe-b.txt" ]
 }
 
 step() { # step NAME FUNCTION...
