@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +44,23 @@ const char *prom_format_double(char *buf, size_t size, double v)
 		snprintf(buf, size, "NaN");
 	} else if (isinf(v)) {
 		snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
-	} else if (fabs(v) < 9007199254740992.0 && v == (double)(long long)v) {
-		/* Integral values (every counter, bucket count, most bounds) need no search. */
-		snprintf(buf, size, "%lld", (long long)v);
+	} else if (fabs(v) < 9007199254740992.0 && v == (double)(long long)v && size >= 21) {
+		/* Integral values (every counter, bucket count, most bounds) need no search, nor
+		 * printf: digits are written backwards into a scratch and copied out. */
+		unsigned long long u =
+		    v < 0 ? (unsigned long long)-(long long)v : (unsigned long long)v;
+		char digits[20], *o = buf;
+		int n = 0;
+
+		do {
+			digits[n++] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (v < 0)
+			*o++ = '-';
+		while (n)
+			*o++ = digits[--n];
+		*o = '\0';
 	} else {
 		/* %.17g always round-trips but prints 0.1 as 0.10000000000000001; use the
 		 * shortest precision that reads back to the same double. */
@@ -85,21 +100,30 @@ static void write_sample(FILE *f, const struct metrics_family_info *fam, const c
 	char num[64];
 	int first = 1;
 
+	/* fputs, not fprintf: this runs for every line of a large exposition. */
 	fputs(fam->name, f);
 	fputs(suffix, f);
 	if (fam->n_labels || le) {
 		fputc('{', f);
 		for (unsigned i = 0; i < fam->n_labels; i++) {
-			fprintf(f, "%s%s=\"", first ? "" : ",", fam->label_names[i]);
+			if (!first)
+				fputc(',', f);
+			fputs(fam->label_names[i], f);
+			fputs("=\"", f);
 			prom_write_escaped(f, s->label_values[i], 1);
 			fputc('"', f);
 			first = 0;
 		}
-		if (le)
-			fprintf(f, "%sle=\"%s\"", first ? "" : ",", le);
+		if (le) {
+			fputs(first ? "le=\"" : ",le=\"", f);
+			fputs(le, f);
+			fputc('"', f);
+		}
 		fputc('}', f);
 	}
-	fprintf(f, " %s\n", prom_format_double(num, sizeof(num), v));
+	fputc(' ', f);
+	fputs(prom_format_double(num, sizeof(num), v), f);
+	fputc('\n', f);
 }
 
 /* A family's bucket bounds as `le` label values, formatted once per family and render. */
@@ -187,6 +211,8 @@ int prom_render(struct metrics_registry *reg, char **out, size_t *len)
 		free(r);
 		return -ENOMEM;
 	}
+	/* The stream is this call's alone: no per-call stdio locking. */
+	__fsetlocking(f, FSETLOCKING_BYCALLER);
 	r->f = f;
 	metrics_registry_visit(reg, &visitor, r);
 	free(r);

@@ -79,6 +79,14 @@ static void test_format_double_table(void **state)
 	    {0.0 / 0.0, "NaN"},
 	    {1234567, "1234567"},
 	    {0.30000000000000004, "0.30000000000000004"},
+	    /* Edges of the integer path: the largest exactly-integral doubles it takes, and the
+	     * first it leaves to %g. */
+	    {-0.0, "0"},
+	    {10, "10"},
+	    {-1000000007, "-1000000007"},
+	    {9007199254740991.0, "9007199254740991"},
+	    {-9007199254740991.0, "-9007199254740991"},
+	    {9007199254740992.0, "9007199254740992"},
 	};
 	char buf[64];
 
