@@ -70,7 +70,7 @@ const exRate = (wl) => median(perRound(wl, (r) => get(wl, r, 3, 'exchanges') / g
 const cpuFrac = (wl) => median(perRound(wl, (r) => get(wl, r, 3, 'cpu_s') / get(wl, r, 3, 'wall_s')));
 add('bizprobe CPU per 10k exchanges/s', '<= 2% of a core', `${fmt(median(cpuA), 2)}% (A), ${fmt(median(cpuB), 2)}% (B)`,
   cpuA.length ? median(cpuA) <= 2 : null,
-  `A: ${fmt(cpuFrac('A') * 100)}% of a core at ${fmt(exRate('A'), 0)} exchanges/s; B: ${fmt(cpuFrac('B') * 100)}% at ${fmt(exRate('B'), 0)} exchanges/s (4 per tip: inbound, 2 Stripe calls, webhook)`);
+  `A: ${fmt(cpuFrac('A') * 100)}% of a core at ${fmt(exRate('A'), 0)} exchanges/s; B: ${fmt(cpuFrac('B') * 100)}% at ${fmt(exRate('B'), 0)} exchanges/s (${fmt(exRate('B') / median(perRound('B', (r) => get('B', r, 3, 'rps'))), 2)} per tip: the inbound request and its 2 Stripe calls, plus the stand-in's webhooks, which it delivers one at a time 20 ms apart: a steady ~45/s in every configuration)`);
 // RSS
 const hwm = rows.filter((x) => x.key === 'hwm_kib').map((x) => Number(x.value));
 const maxHwm = hwm.length ? Math.max(...hwm) / 1024 : NaN;
@@ -147,11 +147,11 @@ const mainTable = ['| figure | target | measured | verdict |', '| --- | --- | --
   ...table.map((t) => `| ${t.figure} | ${t.target} | ${t.measured} | ${verdict(t.met)} |`)].join('\n');
 const cpuModel = (os.cpus()[0] || {}).model || 'n/a';
 const env = [
-  `- date: ${new Date().toISOString()}`,
+  `- date: ${fs.statSync(args.results).mtime.toISOString()} (the last measurement); commit ${sh('git describe --always --dirty')}`,
   `- kernel: ${sh('uname -r')}; CPU: ${cpuModel}, ${os.cpus().length} CPUs; ${sh('lsb_release -ds 2>/dev/null || . /etc/os-release && echo $PRETTY_NAME')}`,
   `- node ${process.version}; ${sh('build/bizprobe version')}; ${sh('wrk -v 2>&1 | head -1').split(' [')[0]}; ${sh('bpftrace --version')}`,
   `- ${args.rounds} rounds x ${args.duration} s per measurement, configurations alternated 1-5 in every round; run took ${Math.round(Number(args.seconds) / 60)} min`,
-  `- load average before / after: ${args['load-before']} / ${args['load-after']} (the machine is shared: other engineers' builds, tests and VMs ran concurrently)`,
+  `- load average before / after: ${args['load-before']} / ${args['load-after']} (1-minute load before the run: near 0 means nothing else was running; the bench itself keeps both CPUs busy)`,
 ].join('\n');
 
 const out = [];
