@@ -452,7 +452,17 @@ render_test() {
 	log "render: $(echo "$v" | tr '\n' ' ')"
 }
 
-# perf profiles of bizprobe (config 3) and of the traced server under A's load, for RESULTS.md.
+# perf_record NAME PID: PROFILE_S seconds of PID's samples into WORK/perf-NAME.data.
+perf_record() { perf record -q -g -o "$WORK/perf-$1.data" -p "$2" -- sleep "$PROFILE_S" >/dev/null 2>&1; }
+# perf_top NAME LINES: the top self-time symbols of WORK/perf-NAME.data into WORK/profile-NAME.txt.
+perf_top() {
+	perf report -i "$WORK/perf-$1.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+		grep '%' | head -"$2" >"$WORK/profile-$1.txt"
+	[ -s "$WORK/profile-$1.txt" ]
+}
+
+# perf profiles for RESULTS.md: bizprobe (config 3) and the traced server under A's load, and
+# bizprobe under B's, where it reads Stripe bodies.
 profile_test() {
 	[ "$PROFILE_S" -gt 0 ] || return 0
 	start_a_server 1 || return 1
@@ -461,19 +471,14 @@ profile_test() {
 	local w=$!
 	bg_started "$w" wrk-profile
 	sleep 1
-	perf record -q -g -o "$WORK/perf-bizprobe.data" -p "$TRACER" -- sleep "$PROFILE_S" >/dev/null 2>&1
-	perf record -q -g -o "$WORK/perf-server.data" -p "$SRV" -- sleep "$PROFILE_S" >/dev/null 2>&1
+	perf_record bizprobe "$TRACER"
+	perf_record server "$SRV"
 	stop "$w"
 	stop_tracer
 	stop "$SRV"
-	perf report -i "$WORK/perf-bizprobe.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
-		grep '%' | head -25 >"$WORK/profile-bizprobe.txt"
-	perf report -i "$WORK/perf-server.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
-		grep '%' | head -30 >"$WORK/profile-server.txt"
+	perf_top bizprobe 25 && perf_top server 30 || return 1
 	perf report -i "$WORK/perf-server.data" --children --sort sym --stdio -g none 2>/dev/null |
 		grep -E '%.*(uprobe|bpf_prog|handle_swbp|trace_call_bpf|perf_syscall|bpf_ringbuf|bpf_probe_read|syscall_trace)' | head -15 >"$WORK/profile-server-bpf.txt"
-	[ -s "$WORK/profile-bizprobe.txt" ] && [ -s "$WORK/profile-server.txt" ] || return 1
-	# bizprobe under B, where it parses Stripe bodies and verifies webhook signatures
 	[ "$DEMO_UP" = 1 ] || return 0
 	start_b_server 1 || return 1
 	start_tracer 3 B || { stop_tracer; stop "$SRV"; return 1; }
@@ -481,13 +486,11 @@ profile_test() {
 	w=$!
 	bg_started "$w" wrk-profile-b
 	sleep 1
-	perf record -q -g -o "$WORK/perf-bizprobe-b.data" -p "$TRACER" -- sleep "$PROFILE_S" >/dev/null 2>&1
+	perf_record bizprobe-b "$TRACER"
 	stop "$w"
 	stop_tracer
 	stop "$SRV"
-	perf report -i "$WORK/perf-bizprobe-b.data" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
-		grep '%' | head -20 >"$WORK/profile-bizprobe-b.txt"
-	[ -s "$WORK/profile-bizprobe-b.txt" ]
+	perf_top bizprobe-b 20
 }
 
 step() { # step NAME FUNCTION...
