@@ -100,9 +100,10 @@ free_port() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-metric() { # metric URL NAME_REGEX: sum of the matching samples
-	curl -s --max-time 5 "$1" | awk -v re="$2" '$0 !~ /^#/ && $1 ~ re {s += $NF} END {printf "%.0f\n", s}'
+sum_samples() { # sum_samples NAME_REGEX < exposition: sum of the matching samples
+	awk -v re="$1" '$0 !~ /^#/ && $1 ~ re {s += $NF} END {printf "%.0f\n", s}'
 }
+metric() { curl -s --max-time 5 "$1" | sum_samples "$2"; } # metric URL NAME_REGEX
 wait_line() { # wait_line FILE TEXT SECONDS PID
 	local i
 	for i in $(seq $(($3 * 20))); do
@@ -371,22 +372,25 @@ loss_mark() {
 	E0=$(metric "$MURL" "$SERVER_EX") R0=$(metric "$MURL" '^bizprobe_ringbuf_records_total')
 }
 # record_loss RUN: what wrk and the tracer's /metrics say after a loss run (counters since
-# loss_mark). The duration is wrk's own (requests / Requests/sec).
+# loss_mark), all from one scrape kept in WORK/loss-metrics.txt. The duration is wrk's own
+# (requests / Requests/sec).
 record_loss() {
-	local n rps e
+	local n rps e lost lost_bytes snap=$WORK/loss-metrics.txt
+	curl -s --max-time 5 "$MURL" >"$snap"
 	n=$(wrk_total "$WORK/loss.out") rps=$(wrk_rps "$WORK/loss.out")
-	e=$(($(metric "$MURL" "$SERVER_EX") - E0))
-	rec L "$1" 3 records "$(($(metric "$MURL" '^bizprobe_ringbuf_records_total') - R0))"
+	e=$(($(sum_samples "$SERVER_EX" <"$snap") - E0))
+	lost=$(sum_samples '^bizprobe_events_lost_total' <"$snap")
+	lost_bytes=$(sum_samples '^bizprobe_lost_bytes_total' <"$snap")
+	rec L "$1" 3 records "$(($(sum_samples '^bizprobe_ringbuf_records_total' <"$snap") - R0))"
 	rec L "$1" 3 wrk_requests "${n:-0}"
 	rec L "$1" 3 rps "${rps:-0}"
 	rec L "$1" 3 seconds "$(awk -v n="${n:-0}" -v r="${rps:-0}" 'BEGIN {if (r > 0) printf "%.3f\n", n / r; else print 0}')"
 	rec L "$1" 3 bad "$(wrk_bad "$WORK/loss.out")"
 	rec L "$1" 3 exchanges "$e"
-	rec L "$1" 3 lost "$(metric "$MURL" '^bizprobe_events_lost_total')"
-	rec L "$1" 3 lost_bytes "$(metric "$MURL" '^bizprobe_lost_bytes_total')"
-	rec L "$1" 3 parse_errors "$(metric "$MURL" '^bizprobe_http_parse_errors_total')"
-	log "loss run $1: wrk $n requests at ${rps:-?}/s, bizprobe $e exchanges," \
-		"lost $(metric "$MURL" '^bizprobe_events_lost_total') events, $(metric "$MURL" '^bizprobe_lost_bytes_total') bytes"
+	rec L "$1" 3 lost "$lost"
+	rec L "$1" 3 lost_bytes "$lost_bytes"
+	rec L "$1" 3 parse_errors "$(sum_samples '^bizprobe_http_parse_errors_total' <"$snap")"
+	log "loss run $1: wrk $n requests at ${rps:-?}/s, bizprobe $e exchanges, lost $lost events, $lost_bytes bytes"
 	[ "${n:-0}" -gt 0 ] && [ "$e" -gt 0 ]
 }
 
@@ -416,7 +420,8 @@ loss_test() {
 	loss_load "$FORCE_S" "$LOSS_DEPTH"
 	sleep 1
 	record_loss 2 || rc=1
-	curl -s "$MURL" | grep -E '^bizprobe_(events_lost_total|lost_bytes_total|exchanges_total|http_parse_errors_total|http_truncated)' >"$WORK/forced-metrics.txt"
+	grep -E '^bizprobe_(events_lost_total|lost_bytes_total|exchanges_total|http_parse_errors_total|http_truncated)' \
+		"$WORK/loss-metrics.txt" >"$WORK/forced-metrics.txt"
 	stop_tracer
 	stop "$SRV"
 	v=$(awk -F'\t' '$1 == "L" && $2 == 2 && $4 == "lost" {print $5}' "$RES")
