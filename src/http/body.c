@@ -35,10 +35,16 @@ static bool coding_is(const char *v, const char *name)
 
 static const char *find_header(const struct http_msgbuf *m, const char *name)
 {
+	size_t len = strlen(name);
 	unsigned i;
 
 	for (i = 0; i < m->n_headers; i++) {
-		if (strcasecmp(m->hdr + m->name_off[i], name) == 0)
+		size_t off = m->name_off[i];
+
+		/* Runs for every message: most names are cut off by their length (a NUL exactly
+		 * len bytes in; every byte before hdr_len is ours) before any byte is compared. */
+		if (off + len < m->hdr_len && m->hdr[off + len] == '\0' &&
+		    strncasecmp(m->hdr + off, name, len) == 0)
 			return m->hdr + m->value_off[i];
 	}
 	return NULL;
@@ -67,13 +73,18 @@ void http_body_begin(struct http_msgbuf *m)
 	m->decode = HTTP_DECODE_RUNNING;
 }
 
-/* Grows the body buffer so that at least one byte more than body_len fits plus the NUL. */
+/* Makes room for at least one byte more than body_len plus the NUL, growing the buffer only
+ * when it is full: a buffer reused for the connection's next message keeps its size rather than
+ * doubling at every message up to body_cap (a realloc and a copy each time, and body_cap bytes
+ * held by every connection that ever sent two bodies). */
 static bool body_grow(struct http_msgbuf *m, size_t cap)
 {
 	size_t limit = cap + 1;
 	size_t n;
 	uint8_t *p;
 
+	if (m->body_len + 1 < m->body_alloc)
+		return true;
 	if (m->body_alloc >= limit)
 		return m->body_len + 1 < m->body_alloc;
 	n = m->body_alloc ? m->body_alloc * 2 : BODY_INITIAL_ALLOC;

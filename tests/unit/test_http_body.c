@@ -335,6 +335,89 @@ static void test_unknown_coding_kept(void **state)
 	rec_free(&r);
 }
 
+/* Content-Encoding is found in any case and only under its exact name: a longer or shorter name
+ * that shares its letters leaves the body as sent. */
+static void test_coding_header_names(void **state)
+{
+	static const struct {
+		const char *name;
+		bool decoded;
+	} cases[] = {
+	    {"content-encoding", true},	   {"CONTENT-ENCODING", true},
+	    {"Content-Encodings", false},  {"Content-Encodin", false},
+	    {"Content-Encoding-X", false}, {"X-Content-Encoding", false},
+	};
+	size_t zlen, n;
+	uint8_t *z = compress_buf((const uint8_t *)text, strlen(text), 31, &zlen);
+	char head[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct recorder r = {0};
+		struct http_tracker *t = http_tracker_new(NULL, rec_cb, &r);
+		struct conn_ref conn = test_conn(3, i);
+
+		feed_str(t, &conn, BP_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 1);
+		/* The coding header last: nothing follows it in the header buffer. */
+		n = (size_t)snprintf(head, sizeof(head),
+				     "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n%s: gzip\r\n\r\n",
+				     zlen, cases[i].name);
+		feed_bytes(t, &conn, BP_DIR_INGRESS, head, n, 2, 0);
+		feed_bytes(t, &conn, BP_DIR_INGRESS, z, zlen, 3, 0);
+		assert_int_equal(r.n, 1);
+		if (cases[i].decoded) {
+			assert_int_equal(r.ex[0].resp.body_len, strlen(text));
+			assert_memory_equal(r.ex[0].resp.body, text, strlen(text));
+		} else {
+			assert_int_equal(r.ex[0].resp.body_len, zlen);
+			assert_memory_equal(r.ex[0].resp.body, z, zlen);
+		}
+		assert_false(r.ex[0].truncated);
+		http_tracker_free(t);
+		rec_free(&r);
+	}
+	free(z);
+}
+
+/* One connection's body buffer is reused from message to message: each body is exact whether it
+ * is smaller than the last one, needs the buffer to grow, or passes the cap. */
+static void test_body_buffer_reuse(void **state)
+{
+	static const size_t sizes[] = {10, 5000, 3, 20000, 0, 70000, 7, 4095, 4096, 4097};
+	struct recorder r = {0};
+	struct http_tracker *t = http_tracker_new(NULL, rec_cb, &r);
+	struct conn_ref conn = test_conn(4, 1);
+	uint8_t *body = malloc(70000);
+	uint64_t ts = 1;
+	char head[128];
+	size_t i, n;
+
+	assert_non_null(body);
+	for (i = 0; i < 70000; i++)
+		body[i] = (uint8_t)('A' + i % 23);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		feed_str(t, &conn, BP_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", ts++);
+		n = (size_t)snprintf(head, sizeof(head),
+				     "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", sizes[i]);
+		feed_bytes(t, &conn, BP_DIR_INGRESS, head, n, ts++, 0);
+		/* In pieces of 1000 bytes: one body_store call each. */
+		for (size_t off = 0; off < sizes[i]; off += 1000)
+			feed_bytes(t, &conn, BP_DIR_INGRESS, body + off,
+				   sizes[i] - off < 1000 ? sizes[i] - off : 1000, ts++, 0);
+	}
+	assert_int_equal(r.n, sizeof(sizes) / sizeof(sizes[0]));
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t kept = sizes[i] > 65536 ? 65536 : sizes[i];
+
+		assert_int_equal(r.ex[i].resp.body_len, kept);
+		assert_memory_equal(r.ex[i].resp.body, body, kept);
+		assert_int_equal(r.ex[i].resp.body_truncated, sizes[i] > 65536);
+		assert_int_equal(r.ex[i].resp.wire_body_bytes, sizes[i]);
+	}
+	http_tracker_free(t);
+	rec_free(&r);
+	free(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +431,8 @@ int main(void)
 	    cmocka_unit_test(test_large_identity_body),
 	    cmocka_unit_test(test_corrupt_gzip),
 	    cmocka_unit_test(test_unknown_coding_kept),
+	    cmocka_unit_test(test_coding_header_names),
+	    cmocka_unit_test(test_body_buffer_reuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
