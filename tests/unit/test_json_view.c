@@ -94,6 +94,29 @@ static void test_nesting(void **state)
 	json_doc_free(d);
 }
 
+/* Strings without an escape are left in place and only terminated; those with one are decoded
+ * from their first escape on, wherever it is. Neighbours must not be disturbed either way. */
+static void test_escape_positions(void **state)
+{
+	struct json_doc *d = parse("{\"plain\":\"abc\",\"first\":\"\\nab\",\"mid\":\"a\\tb\","
+				   "\"last\":\"ab\\\\\",\"only\":\"\\u00e9\",\"empty\":\"\","
+				   "\"after\":\"xyz\",\"n\":12}");
+	struct json_val root = json_doc_root(d);
+	int64_t n = 0;
+
+	assert_non_null(d);
+	assert_string_equal(json_string(json_get(root, "plain")), "abc");
+	assert_string_equal(json_string(json_get(root, "first")), "\nab");
+	assert_string_equal(json_string(json_get(root, "mid")), "a\tb");
+	assert_string_equal(json_string(json_get(root, "last")), "ab\\");
+	assert_string_equal(json_string(json_get(root, "only")), "\xc3\xa9");
+	assert_string_equal(json_string(json_get(root, "empty")), "");
+	assert_string_equal(json_string(json_get(root, "after")), "xyz");
+	assert_true(json_int64(json_get(root, "n"), &n));
+	assert_int_equal(n, 12);
+	json_doc_free(d);
+}
+
 static void test_escapes(void **state)
 {
 	struct json_doc *d = parse("{\"q\\\"k\":\"a\\\"b\\\\c\\/d\\n\\t\",\"u\":\"\\u00e9\\u20ac\","
@@ -222,6 +245,7 @@ int main(void)
 	    cmocka_unit_test(test_members_by_type),
 	    cmocka_unit_test(test_nesting),
 	    cmocka_unit_test(test_escapes),
+	    cmocka_unit_test(test_escape_positions),
 	    cmocka_unit_test(test_repeated_key_last_wins),
 	    cmocka_unit_test(test_int64_range),
 	    cmocka_unit_test(test_refused),
