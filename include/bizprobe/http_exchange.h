@@ -26,7 +26,7 @@ struct http_header {
 };
 
 struct http_message {
-	struct http_header headers[HTTP_MAX_HEADERS];
+	struct http_header headers[HTTP_MAX_HEADERS]; /* only the first n_headers are set */
 	unsigned n_headers;
 	bool headers_truncated;	 /* more headers than HTTP_MAX_HEADERS, or header bytes over cap */
 	const uint8_t *body;	 /* decoded body (de-chunked, inflated), NUL-terminated, <= body_cap */

@@ -206,11 +206,12 @@ const char *http_msgbuf_url_str(const struct http_msgbuf *m)
 	return m->url_done && m->url_len ? m->hdr : "";
 }
 
+/* Every field is set but only the first n_headers entries of headers[]: zeroing all
+ * HTTP_MAX_HEADERS of them for each message cost more than filling the few that are used. */
 void http_msgbuf_view(struct http_msgbuf *m, struct http_message *out)
 {
 	unsigned i;
 
-	memset(out, 0, sizeof(*out));
 	for (i = 0; i < m->n_headers; i++) {
 		out->headers[i].name = m->hdr + m->name_off[i];
 		out->headers[i].value = m->hdr + m->value_off[i];
@@ -237,7 +238,11 @@ const char *http_message_header(const struct http_message *msg, const char *name
 	if (!msg || !name)
 		return NULL;
 	for (i = 0; i < msg->n_headers && i < HTTP_MAX_HEADERS; i++) {
-		if (msg->headers[i].name && strcasecmp(msg->headers[i].name, name) == 0)
+		const char *h = msg->headers[i].name;
+
+		/* Names rarely share their first letter: test it (case folded, exact for ASCII
+		 * letters, a mere filter otherwise) before calling strcasecmp. */
+		if (h && ((h[0] ^ name[0]) & ~0x20) == 0 && strcasecmp(h, name) == 0)
 			return msg->headers[i].value;
 	}
 	return NULL;

@@ -118,6 +118,16 @@ static void observe_pending(struct stripe_semantics *s, const struct observation
 	stripe_currency_label(o->currency, rec->currency, sizeof(rec->currency));
 }
 
+/* snprintf(out, size, "%s", s) without the formatting machinery: the common key is a charge id
+ * and this runs for every terminal observation. */
+static void copy_cut(char *out, size_t size, const char *s)
+{
+	size_t n = strnlen(s, size - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 static void observe_terminal(struct stripe_semantics *s, const struct observation *o,
 			     enum stripe_source src)
 {
@@ -128,7 +138,7 @@ static void observe_terminal(struct stripe_semantics *s, const struct observatio
 	if (src == STRIPE_SRC_API_READ && !(rec && rec->pending))
 		return;
 	if (o->charge)
-		snprintf(key, sizeof(key), "%s", o->charge);
+		copy_cut(key, sizeof(key), o->charge);
 	else if (o->pi_id)
 		snprintf(key, sizeof(key), "%s:%s", o->pi_id, status_label(o->status));
 	else if (o->fallback_key)

@@ -388,10 +388,15 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 
 	s->stats.api_exchanges++;
 	stripe_endpoint_template(ex->path ? ex->path : ex->target, endpoint, sizeof(endpoint));
-	if (ex->status >= 100 && ex->status <= 599)
-		snprintf(code, sizeof(code), "%d", ex->status);
-	else
-		snprintf(code, sizeof(code), "other");
+	/* Three digits written by hand: a snprintf per exchange showed in profiles. */
+	if (ex->status >= 100 && ex->status <= 599) {
+		code[0] = (char)('0' + ex->status / 100);
+		code[1] = (char)('0' + ex->status / 10 % 10);
+		code[2] = (char)('0' + ex->status % 10);
+		code[3] = '\0';
+	} else {
+		memcpy(code, "other", sizeof("other"));
+	}
 	metrics_inc(s->api_requests, req_labels);
 	metrics_observe(s->api_duration, dur_labels, (double)ex->duration_ns / 1e9);
 

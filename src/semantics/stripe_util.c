@@ -48,8 +48,11 @@ void stripe_currency_label(const char *cur, char *out, size_t size)
 {
 	if (cur && strlen(cur) == 3 && isalpha((unsigned char)cur[0]) &&
 	    isalpha((unsigned char)cur[1]) && isalpha((unsigned char)cur[2])) {
-		snprintf(out, size, "%c%c%c", toupper((unsigned char)cur[0]),
-			 toupper((unsigned char)cur[1]), toupper((unsigned char)cur[2]));
+		/* Once or twice per payment: by hand, not a snprintf (cut to size as it would). */
+		for (size_t i = 0; i < 3 && i + 1 < size; i++)
+			out[i] = (char)toupper((unsigned char)cur[i]);
+		if (size)
+			out[size < 4 ? size - 1 : 3] = '\0';
 		return;
 	}
 	snprintf(out, size, "%s", METRICS_OVERFLOW_VALUE);
@@ -213,6 +216,19 @@ static bool segment_is_word(const char *seg, size_t len)
 	return len > 0 && len <= 40 && strspn(seg, "abcdefghijklmnopqrstuvwxyz_") >= len;
 }
 
+/* Appends "/" and len bytes of seg, NUL-terminated; false when that does not fit. Every API
+ * exchange templates its path, so this is a copy rather than a snprintf per segment. */
+static bool append_segment(char *out, size_t size, size_t *used, const char *seg, size_t len)
+{
+	if (len + 2 > size - *used)
+		return false;
+	out[(*used)++] = '/';
+	memcpy(out + *used, seg, len);
+	*used += len;
+	out[*used] = '\0';
+	return true;
+}
+
 /*
  * Stripe paths alternate names and ids after the version and the resource:
  * /v1/customers/{id}/sources/{id}, /v1/payment_intents/{id}/confirm. Templating by position
@@ -233,7 +249,6 @@ void stripe_endpoint_template(const char *path, char *out, size_t size)
 		const char *seg = p + 1;
 		size_t len = strcspn(seg, "/?#");
 		const char *txt = NULL;
-		int n;
 
 		p = seg + len;
 		if (!len)
@@ -256,13 +271,8 @@ void stripe_endpoint_template(const char *path, char *out, size_t size)
 			    !(seg_no == 2 && word_in(seg, len, namespaces,
 						     sizeof(namespaces) / sizeof(namespaces[0])));
 		}
-		if (txt)
-			n = snprintf(out + used, size - used, "/%s", txt);
-		else
-			n = snprintf(out + used, size - used, "/%.*s", (int)len, seg);
-		if (n < 0 || (size_t)n >= size - used)
+		if (!append_segment(out, size, &used, txt ? txt : seg, txt ? strlen(txt) : len))
 			goto other;
-		used += (size_t)n;
 	}
 	if (!used)
 		snprintf(out, size, "/");
@@ -334,7 +344,10 @@ int stripe_form_get(const char *body, size_t len, const char *key, char *out, si
 const char *stripe_header(const struct http_message *m, const char *name)
 {
 	for (unsigned i = 0; i < m->n_headers && i < HTTP_MAX_HEADERS; i++) {
-		if (m->headers[i].name && !strcasecmp(m->headers[i].name, name))
+		const char *h = m->headers[i].name;
+
+		/* First letter, case folded, as a filter before strcasecmp (see message.c). */
+		if (h && ((h[0] ^ name[0]) & ~0x20) == 0 && !strcasecmp(h, name))
 			return m->headers[i].value ? m->headers[i].value : "";
 	}
 	return NULL;

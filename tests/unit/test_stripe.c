@@ -575,6 +575,15 @@ static void test_endpoint_templates(void **state)
 		stripe_endpoint_template(cases[i].path, out, sizeof(out));
 		assert_string_equal(out, cases[i].want);
 	}
+	/* A template that fills the output exactly fits; one byte more is "other". */
+	stripe_endpoint_template("/v1/abc", out, 8);
+	assert_string_equal(out, "/v1/abc");
+	stripe_endpoint_template("/v1/abcd", out, 8);
+	assert_string_equal(out, "other");
+	stripe_endpoint_template("/v1/customers/cus_1/sources", out, 26);
+	assert_string_equal(out, "other");
+	stripe_endpoint_template("/v1/customers/cus_1/sources", out, 27);
+	assert_string_equal(out, "/v1/customers/{id}/sources");
 }
 
 static void test_form_get(void **state)
