@@ -37,7 +37,7 @@ CLI_OBJS := $(patsubst src/%.c,$(OUT)/obj/%.o,$(CLI_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all clean deps test unit-tests demo vmtest bench format vmlinux
+.PHONY: all clean deps test unit-tests demo vmtest bench pipeline-bench format vmlinux
 
 all: $(OUT)/bizprobe
 
@@ -70,7 +70,19 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(OUT)/libbizprobe.a $(LDLIBS) -lcmocka -o $@
 
-unit-tests: $(UNIT_BINS)
+# Userspace microbenchmark of the HTTP and Stripe stages (bench/pipeline_bench.c). Built with the
+# unit tests so that it keeps compiling; only `make pipeline-bench` runs it.
+PIPELINE_BENCH := $(OUT)/bench/pipeline_bench
+
+$(PIPELINE_BENCH): bench/pipeline_bench.c $(OUT)/libbizprobe.a
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@
+
+unit-tests: $(UNIT_BINS) $(PIPELINE_BENCH)
+
+pipeline-bench: $(PIPELINE_BENCH)
+	$(PIPELINE_BENCH)
 
 deps:
 	scripts/deps.sh
