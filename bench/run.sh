@@ -29,10 +29,10 @@ BIN=$ROOT/build/bizprobe
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ "$SMOKE" = 1 ]; then
-	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0
+	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0 PIPELINE_REPS=1
 else
 	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
-	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5
+	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5 PIPELINE_REPS=9
 fi
 CONFIGS=(1 2 3 4 5)
 CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
@@ -130,6 +130,7 @@ setup() {
 	gcc -O2 -Wall -D_GNU_SOURCE -Iinclude -o "$BENCH/.build/render_bench" "$BENCH/render_bench.c" \
 		build/libbizprobe.a $(pkg-config --libs libbpf libelf zlib libmicrohttpd libcrypto) \
 		-lhttp_parser -lm -lpthread || return 1
+	make -s build/bench/pipeline_bench || return 1
 	if [ ! -d "$BENCH/app-promclient/node_modules/prom-client" ]; then
 		log "installing prom-client from bench/app-promclient/package-lock.json (npm ci)"
 		(cd "$BENCH/app-promclient" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >&2 || return 1
@@ -457,6 +458,16 @@ render_test() {
 	log "render: $(echo "$v" | tr '\n' ' ')"
 }
 
+# The userspace stages alone: pipeline_bench replays A's and B's bytes through the tracker and the
+# Stripe semantics (it checks its own counts and exits non-zero when they are wrong).
+pipeline_test() {
+	local out
+	out=$(taskset -c $GEN_CPU build/bench/pipeline_bench "$PIPELINE_REPS") || return 1
+	rec U 1 0 A "$(echo "$out" | grep '"workload":"A"')"
+	rec U 1 0 B "$(echo "$out" | grep '"workload":"B"')"
+	log "pipeline: $(echo "$out" | tr '\n' ' ')"
+}
+
 # perf_record NAME PID: PROFILE_S seconds of PID's samples into WORK/perf-NAME.data.
 perf_record() { perf record -q -g -o "$WORK/perf-$1.data" -p "$2" -- sleep "$PROFILE_S" >/dev/null 2>&1; }
 # perf_top NAME LINES: the top self-time symbols of WORK/perf-NAME.data into WORK/profile-NAME.txt.
@@ -498,6 +509,41 @@ profile_test() {
 	perf_top bizprobe-b 20
 }
 
+# BPF time per request of the tracers' programs (kernel.bpf_stats_enabled: each program's run count
+# and total run time), A at saturation, floor (config 2) and bizprobe (config 3). Its own step because
+# the statistics cost two clock reads per program run, which must not touch the throughput runs.
+# Writes WORK/bpfcost-CFG.txt (per program: runs per request, ns per run) and records the totals.
+# Programs are told by bizprobe's names (tp_, up_, urp_, rtp_): only one tracer runs at a time, and
+# the syscall tracepoints count every process's calls (wrk's too), as they cost.
+bpfcost_test() {
+	local cfg w reqs s=$((PROFILE_S > 0 ? PROFILE_S : 1))
+	for cfg in 2 3; do
+		start_a_server 1 || return 1
+		start_tracer "$cfg" A || { stop_tracer; stop "$SRV"; return 1; }
+		sysctl -qw kernel.bpf_stats_enabled=1
+		taskset -c $GEN_CPU wrk -t1 -c32 -d"${s}s" "$SRV_URL" >"$WORK/wrk-bpfcost.txt" 2>&1
+		bpftool prog show -j >"$WORK/progs-$cfg.json" 2>/dev/null
+		sysctl -qw kernel.bpf_stats_enabled=0
+		reqs=$(wrk_total "$WORK/wrk-bpfcost.txt")
+		node -e '
+const [file, reqs] = process.argv.slice(1);
+const progs = JSON.parse(require("fs").readFileSync(file, "utf8"))
+  .filter((p) => /^(tp|up|urp|rtp)_/.test(p.name || "") && p.run_cnt > 0);
+let total = 0;
+for (const p of progs.sort((a, b) => b.run_time_ns - a.run_time_ns)) {
+  total += p.run_time_ns;
+  console.log(`${p.name.padEnd(16)} ${(p.run_cnt / reqs).toFixed(2).padStart(6)} runs/req ${(p.run_time_ns / p.run_cnt).toFixed(0).padStart(6)} ns/run ${(p.run_time_ns / reqs).toFixed(0).padStart(6)} ns/req`);
+}
+console.log(`total ${(total / reqs).toFixed(0)} ns/req over ${reqs} requests`);
+'  "$WORK/progs-$cfg.json" "${reqs:-0}" >"$WORK/bpfcost-$cfg.txt" || { stop_tracer; stop "$SRV"; return 1; }
+		stop_tracer
+		stop "$SRV"
+		rec P 1 "$cfg" bpf_ns_per_req "$(awk '/^total/ {print $2}' "$WORK/bpfcost-$cfg.txt")"
+	done
+	log "BPF ns per request: floor $(tail -1 "$WORK/bpfcost-2.txt"); bizprobe $(tail -1 "$WORK/bpfcost-3.txt")"
+	[ -n "$(awk -F'\t' '$1 == "P" && $3 == 3 && $5 > 0' "$RES")" ]
+}
+
 step() { # step NAME FUNCTION...
 	local name=$1
 	shift
@@ -510,7 +556,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C D B attach render loss profile} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach render pipeline loss profile bpfcost} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -531,8 +577,10 @@ want D && workload D
 want B && step "demo env up ($NS)" demo_up && workload B
 want attach && step "attach time" attach_test
 want render && step "/metrics render" render_test
+want pipeline && step "userspace pipeline" pipeline_test
 want loss && step "lost events" loss_test
 want profile && step "perf profiles" profile_test
+want bpfcost && step "BPF time per request" bpfcost_test
 if [ "$DEMO_UP" = 1 ]; then
 	scripts/demo-env.sh down >/dev/null 2>&1 && DEMO_UP=0
 fi
