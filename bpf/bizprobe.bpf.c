@@ -10,6 +10,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "bizprobe/capture_event.h"
+#include "calls.h"
 #include "conn.h"
 #include "emit.h"
 #include "maps.h"
@@ -73,18 +74,20 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 	cursor_init(c, a, len);
 	if (!conn_admit(cs, (const void *)c->base, c->left))
 		return;
+	c->generation = cs->generation;
+	c->role_hint = cs->role_hint;
+	c->lost_before = cs->lost_pending[dir & 1];
 	emit_cursor(rec);
 }
 
 /* Entry of a read or write on a connection that is (or may prove to be) HTTP: its arguments
  * wait for the return, when the byte count is known. */
-static __always_inline int stash_call(void *calls, __u64 pid_tgid, struct conn_state *cs,
+static __always_inline int stash_call(enum call_slot slot, __u64 pid_tgid, struct conn_state *cs,
 				      struct call_args *a)
 {
 	if (!cs || cs->state > CONN_HTTP)
 		return 0;
-	if (bpf_map_update_elem(calls, &pid_tgid, a, BPF_ANY))
-		stat_inc(BP_STAT_ARGS_MAP_FULL, 1);
+	call_stash(slot, pid_tgid, a);
 	return 0;
 }
 
@@ -98,27 +101,23 @@ static __always_inline int sock_call_enter(__u64 fd, __u64 buf, __u64 extra, __u
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	return stash_call(&sock_calls, pid_tgid, sock_conn(tgid, (__u32)fd), &a);
+	return stash_call(SLOT_SOCK, pid_tgid, sock_conn(tgid, (__u32)fd), &a);
 }
 
 static __always_inline int sock_call_exit(long ret, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct call_args *a;
+	struct call_args a;
 	struct conn_state *cs;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET};
 
-	if (empty_probes)
+	if (empty_probes || !call_take(SLOT_SOCK, pid_tgid, &a))
 		return 0;
-	a = bpf_map_lookup_elem(&sock_calls, &pid_tgid);
-	if (!a)
-		return 0;
-	key.id = a->conn_id;
+	key.id = a.conn_id;
 	cs = bpf_map_lookup_elem(&conns, &key);
 	if (cs && ret > 0)
-		emit_call(tgid, a, cs, (__u64)ret, dir, BP_SRC_SOCKET);
-	bpf_map_delete_elem(&sock_calls, &pid_tgid);
+		emit_call(tgid, &a, cs, (__u64)ret, dir, BP_SRC_SOCKET);
 	return 0;
 }
 
@@ -213,7 +212,10 @@ static __always_inline int ssl_call_entry(__u64 ssl, __u64 buf, __u64 count_ptr,
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	return stash_call(&ssl_calls, pid_tgid, tls_conn(tgid, ssl), &a);
+	/* The connection is looked up at return, once there are bytes: most SSL_read calls of a
+	 * server return WANT_READ, and a stash is cheaper than a lookup. */
+	call_stash(SLOT_SSL, pid_tgid, &a);
+	return 0;
 }
 
 /* ret > 0 is the byte count (SSL_read, SSL_write); for the _ex forms ret == 1 and the count is
@@ -222,27 +224,23 @@ static __always_inline int ssl_call_return(long ret, bool ex)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct conn_key key = {.tgid = tgid, .source = BP_SRC_TLS};
-	struct call_args *a;
+	struct call_args a;
 	struct conn_state *cs;
 	__u64 len = 0;
 
-	if (empty_probes)
-		return 0;
-	a = bpf_map_lookup_elem(&ssl_calls, &pid_tgid);
-	if (!a)
+	if (empty_probes || !call_take(SLOT_SSL, pid_tgid, &a))
 		return 0;
 	if (ret > 0) {
 		if (!ex)
 			len = ret;
-		else if (bpf_probe_read_user(&len, sizeof(len), (void *)a->extra))
+		else if (bpf_probe_read_user(&len, sizeof(len), (void *)a.extra))
 			len = 0;
 	}
-	key.id = a->conn_id;
-	cs = bpf_map_lookup_elem(&conns, &key);
-	if (cs && len > 0)
-		emit_call(tgid, a, cs, len, a->dir, BP_SRC_TLS);
-	bpf_map_delete_elem(&ssl_calls, &pid_tgid);
+	if (len == 0)
+		return 0;
+	cs = tls_conn(tgid, a.conn_id);
+	if (cs)
+		emit_call(tgid, &a, cs, len, a.dir, BP_SRC_TLS);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 const volatile __u32 max_copy_bytes = 256 * 1024; /* per call; the rest is counted as lost */
 const volatile bool empty_probes = false; /* benchmark floor: attach everything, do nothing */
 const volatile __u32 wakeup_bytes = 64 * 1024; /* wake the reader once this much is waiting */
+const volatile bool thread_storage = false; /* calls wait in task storage (see thread_calls) */
 
 /*
  * Data records do not wake the reader one by one: each wake-up is an inter-processor interrupt
@@ -39,22 +40,44 @@ static __always_inline __u32 clamp_u32(__u64 n)
 	return n > 0xffffffffull ? 0xffffffffu : (__u32)n;
 }
 
+/* Bytes of this call's direction that never reached userspace: reported before the next record
+ * that does, by this call or a later one. Slow path (a full ring), so the lookup is here. */
+static __always_inline void cursor_add_lost(struct span_cursor *c, __u32 dir, __u32 n)
+{
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
+
+	if (cs) {
+		cs->lost_pending[dir] += n;
+		c->lost_before = cs->lost_pending[dir];
+	} else {
+		c->lost_before += n;
+	}
+}
+
+static __always_inline void cursor_lost_reported(struct span_cursor *c, __u32 dir)
+{
+	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
+
+	if (cs)
+		cs->lost_pending[dir] = 0;
+	c->lost_before = 0;
+}
+
 /* Sends the record being built (its payload, then the bytes lost after it); a record the ring
  * cannot take becomes a gap reported before the next record of that direction. */
 static __always_inline void flush_record(struct scratch_record *rec)
 {
 	struct span_cursor *c = &rec->cur;
-	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
 	__u32 filled = c->filled, dir = c->dir & 1, size;
 
-	if (!cs || (filled == 0 && c->lost_after == 0))
+	if (filled == 0 && c->lost_after == 0)
 		return;
 	c->filled = 0;
 	if (filled > BP_CHUNK_BYTES)
 		return;
 	rec->ev.ts_ns = bpf_ktime_get_ns();
 	rec->ev.conn_id = c->key.id;
-	rec->ev.generation = cs->generation;
+	rec->ev.generation = c->generation;
 	rec->ev.tgid = c->key.tgid;
 	rec->ev.tid = (__u32)bpf_get_current_pid_tgid();
 	rec->ev.kind = BP_EV_DATA;
@@ -62,9 +85,9 @@ static __always_inline void flush_record(struct scratch_record *rec)
 	rec->ev.len = filled + c->lost_after;
 	rec->ev.dir = dir;
 	rec->ev.source = c->key.source;
-	rec->ev.role_hint = cs->role_hint;
+	rec->ev.role_hint = (__u8)c->role_hint;
 	rec->ev.pad0 = 0;
-	rec->ev.lost_before = cs->lost_pending[dir];
+	rec->ev.lost_before = c->lost_before;
 	rec->ev.pad1 = 0;
 	bpf_get_current_comm(rec->ev.comm, sizeof(rec->ev.comm));
 	/* Re-bound after the barrier: clang spills filled and 5.10's verifier loses the bound
@@ -74,9 +97,10 @@ static __always_inline void flush_record(struct scratch_record *rec)
 	size = (size & (2 * BP_CHUNK_BYTES - 1)) + sizeof(rec->ev);
 	if (bpf_ringbuf_output(&events, &rec->ev, size, data_wakeup_flags())) {
 		stat_inc(BP_STAT_RINGBUF_FULL, 1);
-		cs->lost_pending[dir] += filled + c->lost_after;
+		cursor_add_lost(c, dir, filled + c->lost_after);
 	} else {
-		cs->lost_pending[dir] = 0;
+		if (c->lost_before)
+			cursor_lost_reported(c, dir);
 		stat_inc(BP_STAT_EVENTS, 1);
 	}
 	c->lost_after = 0;

@@ -82,10 +82,36 @@ struct call_args {
 	__u64 extra;	/* iovcnt, or SSL_read_ex's size_t *readbytes */
 	__u32 kind;	/* enum call_kind */
 	__u8 dir;	/* enum bp_dir (SSL calls; syscalls know theirs at exit) */
-	__u8 pad[3];
+	__u8 live;	/* thread storage: stashed and not yet consumed */
+	__u8 pad[2];
 };
 
-/* Syscalls and SSL calls get separate maps: SSL_read calls read(2) on the same thread. */
+/* Syscalls and SSL calls get separate slots: SSL_read calls read(2) on the same thread. */
+enum call_slot {
+	SLOT_SOCK = 0,
+	SLOT_SSL = 1,
+};
+
+/*
+ * Where a thread's calls wait for their return. On kernels whose tracing programs have task
+ * storage (5.11+), in the thread itself: a lookup is a pointer load from the task, with no
+ * hashing, bucket lock or element allocation on the two hottest probes, and the storage dies
+ * with the thread. Only creating it can fail (a counted args_map_full); finding it cannot.
+ * Elsewhere (5.10) the loader turns this map into an unused 1-entry hash and the programs use
+ * the pid_tgid-keyed hashes below.
+ */
+struct thread_calls {
+	struct call_args slot[2]; /* enum call_slot */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_calls);
+} thread_calls SEC(".maps");
+
+/* The loader shrinks these to one unused entry where thread storage is used. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_INFLIGHT);
@@ -125,6 +151,10 @@ struct span_cursor {
 	__u32 dir;	  /* enum bp_dir */
 	__u32 filled;	  /* payload bytes in the record being built */
 	__u32 lost_after; /* bytes lost after them (a fault, the copy cap) */
+	/* The connection's state, copied at the call's start so that records need no lookup. */
+	__u64 generation;
+	__u32 lost_before; /* this direction's lost_pending: bytes lost before the next record */
+	__u32 role_hint;
 };
 
 /*

@@ -133,3 +133,33 @@ void features_disable_missing(struct bizprobe_bpf *skel)
 		bpf_program__set_autoload(prog, false);
 	}
 }
+
+/* Task storage for the programs that stash call arguments: uprobes (kprobe type) and syscall
+ * tracepoints, both reaching it through the tracing helpers from 5.11 on. */
+static bool thread_storage_works(void)
+{
+	static const enum bpf_prog_type types[] = {BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT};
+
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) != 1)
+		return false;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (libbpf_probe_bpf_helper(types[i], BPF_FUNC_task_storage_get, NULL) != 1 ||
+		    libbpf_probe_bpf_helper(types[i], BPF_FUNC_get_current_task_btf, NULL) != 1)
+			return false;
+	return true;
+}
+
+bool features_choose_call_storage(struct bizprobe_bpf *skel)
+{
+	if (thread_storage_works()) {
+		skel->rodata->thread_storage = true;
+		bpf_map__set_max_entries(skel->maps.sock_calls, 1);
+		bpf_map__set_max_entries(skel->maps.ssl_calls, 1);
+		return true;
+	}
+	/* The programs still name the map; code behind the false flag is never verified, so an
+	 * ordinary map of any type satisfies the loader. */
+	bpf_map__set_type(skel->maps.thread_calls, BPF_MAP_TYPE_HASH);
+	bpf_map__set_max_entries(skel->maps.thread_calls, 1);
+	return false;
+}

@@ -366,6 +366,9 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
+	if (!features_choose_call_storage(s->skel) && cfg->verbose)
+		fprintf(stderr, "bizprobe: no task storage for tracing programs: calls wait in "
+				"hash maps\n");
 
 	rc = bizprobe_bpf__load(s->skel);
 	if (rc) {
