@@ -48,6 +48,7 @@ RES=$WORK/results.tsv # workload round config key value
 : >"$RES"
 PASS=0 FAIL=0
 DEMO_UP=0
+BPF_STATS_ON=0
 declare -A STARTED=() # pid -> what, everything started in the background
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -85,6 +86,8 @@ cleanup() {
 	if [ "$DEMO_UP" = 1 ]; then
 		scripts/demo-env.sh down >/dev/null 2>&1 || log "demo-env down failed"
 	fi
+	# An interrupted BPF-time step must not leave every program on the host paying for stats.
+	[ "$BPF_STATS_ON" = 1 ] && sysctl -qw kernel.bpf_stats_enabled=0
 	[ -n "${BENCH_KEEP:-}" ] && log "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -520,10 +523,12 @@ bpfcost_test() {
 	for cfg in 2 3; do
 		start_a_server 1 || return 1
 		start_tracer "$cfg" A || { stop_tracer; stop "$SRV"; return 1; }
+		BPF_STATS_ON=1
 		sysctl -qw kernel.bpf_stats_enabled=1
 		taskset -c $GEN_CPU wrk -t1 -c32 -d"${s}s" "$SRV_URL" >"$WORK/wrk-bpfcost.txt" 2>&1
 		bpftool prog show -j >"$WORK/progs-$cfg.json" 2>/dev/null
 		sysctl -qw kernel.bpf_stats_enabled=0
+		BPF_STATS_ON=0
 		reqs=$(wrk_total "$WORK/wrk-bpfcost.txt")
 		node -e '
 const [file, reqs] = process.argv.slice(1);
