@@ -74,7 +74,7 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
 # unit tests so that it keeps compiling; only `make pipeline-bench` runs it.
 PIPELINE_BENCH := $(OUT)/bench/pipeline_bench
 
-$(PIPELINE_BENCH): bench/pipeline_bench.c $(OUT)/libbizprobe.a
+$(PIPELINE_BENCH): bench/pipeline_bench.c tests/unit/stripe_sign.h $(OUT)/libbizprobe.a
 	$(call msg,CC,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@

@@ -25,8 +25,6 @@
  *   valgrind --tool=callgrind --toggle-collect=feed_all build/bench/pipeline_bench 1 B
  * and divide the Ir total by the exchanges it printed.
  */
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +34,7 @@
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
 #include "bizprobe/stripe.h"
+#include "../tests/unit/stripe_sign.h"
 
 #define A_CONNS	     64
 #define A_ROUNDS     128 /* exchanges per connection per repetition */
@@ -349,21 +348,10 @@ static char *pi_json(const char *indent, const char *id, const char *status, con
 /* Stripe-Signature over "<t>.<body>", computed here with OpenSSL's one-shot HMAC(). */
 static void sign(char *out, size_t size, time_t t, const char *body)
 {
-	unsigned char mac[32];
-	unsigned maclen = 0;
-	char prefix[32], hex[65];
-	size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "%lld.", (long long)t);
-	size_t blen = strlen(body);
-	unsigned char *msg = malloc(plen + blen);
+	char hex[65];
 
-	if (!msg)
+	if (!stripe_sign_v1(hex, SECRET, t, body))
 		die("out of memory");
-	memcpy(msg, prefix, plen);
-	memcpy(msg + plen, body, blen);
-	HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET), msg, plen + blen, mac, &maclen);
-	free(msg);
-	for (unsigned i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", mac[i]);
 	snprintf(out, size, "t=%lld,v1=%s", (long long)t, hex);
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Test helpers for the Stripe semantics tests: recorded exchanges built as struct http_exchange
- * values (bodies from tests/unit/fixtures/stripe/), webhook signatures computed here with
- * OpenSSL's one-shot HMAC() (independently of webhook.c's EVP_MAC code), metric read-back.
+ * values (bodies from tests/unit/fixtures/stripe/), webhook signatures (stripe_sign.h),
+ * metric read-back.
  */
 #ifndef BIZPROBE_STRIPE_TEST_UTIL_H
 #define BIZPROBE_STRIPE_TEST_UTIL_H
@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +17,7 @@
 
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
+#include "stripe_sign.h"
 
 #define T0	    ((time_t)1764300000) /* wall clock of the recorded traffic */
 #define TEST_SECRET "whsec_test_5a3f9c1e7b2d4a6f8e0c1b3d5f7a9c2e"
@@ -127,19 +126,10 @@ static inline void tx_api(struct tx *t, const char *method, const char *target, 
 
 static inline void tx_sign(struct tx *t, const char *secret, time_t ts, const char *body)
 {
-	unsigned char mac[32];
-	unsigned int maclen = 0;
-	char payload_hdr[32], hex[65];
-	size_t hlen = (size_t)snprintf(payload_hdr, sizeof(payload_hdr), "%lld.", (long long)ts);
-	size_t blen = strlen(body);
-	unsigned char *payload = malloc(hlen + blen);
+	char hex[65];
 
-	memcpy(payload, payload_hdr, hlen);
-	memcpy(payload + hlen, body, blen);
-	HMAC(EVP_sha256(), secret, (int)strlen(secret), payload, hlen + blen, mac, &maclen);
-	free(payload);
-	for (unsigned i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", mac[i]);
+	if (!stripe_sign_v1(hex, secret, ts, body))
+		abort();
 	/* Stripe also sends a v0 (test-mode legacy) signature; it must be ignored. */
 	snprintf(t->sig, sizeof(t->sig), "t=%lld,v1=%s,v0=%s", (long long)ts, hex,
 		 "6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39");
