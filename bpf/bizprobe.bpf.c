@@ -80,17 +80,6 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 	emit_cursor(rec);
 }
 
-/* Entry of a read or write on a connection that is (or may prove to be) HTTP: its arguments
- * wait for the return, when the byte count is known. */
-static __always_inline int stash_call(enum call_slot slot, __u64 pid_tgid, struct conn_state *cs,
-				      struct call_args *a)
-{
-	if (!cs || cs->state > CONN_HTTP)
-		return 0;
-	call_stash(slot, pid_tgid, a);
-	return 0;
-}
-
 /* ---- plaintext sockets: syscall tracepoints ---- */
 
 static __always_inline int sock_call_enter(__u64 fd, __u64 buf, __u64 extra, __u32 kind)
@@ -98,10 +87,16 @@ static __always_inline int sock_call_enter(__u64 fd, __u64 buf, __u64 extra, __u
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct call_args a = {.conn_id = fd, .buf = buf, .extra = extra, .kind = kind};
+	struct conn_state *cs;
 
 	if (empty_probes || !is_target(tgid))
 		return 0;
-	return stash_call(SLOT_SOCK, pid_tgid, sock_conn(tgid, (__u32)fd), &a);
+	/* A connection that is (or may prove to be) HTTP: the arguments wait for the return, when
+	 * the byte count is known. */
+	cs = sock_conn(tgid, (__u32)fd);
+	if (cs && cs->state <= CONN_HTTP)
+		call_stash(SLOT_SOCK, pid_tgid, &a);
+	return 0;
 }
 
 static __always_inline int sock_call_exit(long ret, __u8 dir)
