@@ -516,10 +516,11 @@ profile_test() {
 # and total run time), A at saturation, floor (config 2) and bizprobe (config 3). Its own step because
 # the statistics cost two clock reads per program run, which must not touch the throughput runs.
 # Writes WORK/bpfcost-CFG.txt (per program: runs per request, ns per run) and records the totals.
-# Programs are told by bizprobe's names (tp_, up_, urp_, rtp_): only one tracer runs at a time, and
-# the syscall tracepoints count every process's calls (wrk's too), as they cost.
+# Programs are told by bizprobe's names (tp_, up_, urp_, rtp_): only one tracer may run (a name
+# seen twice fails the step), and the syscall tracepoints count every process's calls (wrk's too),
+# as they cost.
 bpfcost_test() {
-	local cfg w reqs s=$((PROFILE_S > 0 ? PROFILE_S : 1))
+	local cfg reqs s=$((PROFILE_S > 0 ? PROFILE_S : 1))
 	for cfg in 2 3; do
 		start_a_server 1 || return 1
 		start_tracer "$cfg" A || { stop_tracer; stop "$SRV"; return 1; }
@@ -534,6 +535,11 @@ bpfcost_test() {
 const [file, reqs] = process.argv.slice(1);
 const progs = JSON.parse(require("fs").readFileSync(file, "utf8"))
   .filter((p) => /^(tp|up|urp|rtp)_/.test(p.name || "") && p.run_cnt > 0);
+const names = progs.map((p) => p.name);
+if (new Set(names).size !== names.length) {
+  console.error("bench: another bizprobe is loaded beside the measured one; its programs would be counted");
+  process.exit(1);
+}
 let total = 0;
 for (const p of progs.sort((a, b) => b.run_time_ns - a.run_time_ns)) {
   total += p.run_time_ns;
