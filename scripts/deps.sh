@@ -5,7 +5,8 @@ set -euo pipefail
 
 BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev)
-TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps)
+TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
+	binutils)
 VM_PKGS=(qemu-system-x86 busybox-static cpio)
 BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,18 +108,64 @@ static void remove_pid(uint32_t *set, size_t *n, uint32_t pid)
 	}
 }
 
+struct attach_ctx {
+	struct capture_session *s;
+	uint32_t pid; /* whose breakpoints: a process, or TLS_EVERY_PROCESS */
+};
+
 static void attach_mapping(const char *path, void *ctx)
 {
-	struct capture_session *s = ctx;
+	struct attach_ctx *c = ctx;
 
-	if (tls_attach_file(s->tls, path) < 0)
-		s->stats.attach_errors++;
+	if (tls_attach_file(c->s->tls, path, c->pid) < 0)
+		c->s->stats.attach_errors++;
 }
 
-/* Every file the process maps executable (its executable, libssl, ...) gets looked at once. */
+/*
+ * Whose breakpoints a traced process's files get. With --pid alone, the traced processes' own:
+ * other processes running the same node binary or libssl never stop at them. With --exe, a
+ * selected program's process must be traced from its first instruction (curl is done in a few
+ * milliseconds), before userspace could attach anything for it: its files are attached for
+ * every process that maps them, and the programs filter by process.
+ */
+static uint32_t binding_for(const struct capture_session *s, uint32_t pid)
+{
+	return s->n_exes ? TLS_EVERY_PROCESS : pid;
+}
+
+/* The libssl a process may load later (Python imports ssl on demand), under root (a process's
+ * /proc/PID/root, or "" for ours): attached before it is mapped, so a late dlopen races nothing. */
+static void attach_system_libssl(struct capture_session *s, const char *root, uint32_t bind_pid)
+{
+	static const char *const patterns[] = {
+		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
+		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
+	};
+	struct attach_ctx c = {s, bind_pid};
+	char pattern[128];
+
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		glob_t g;
+
+		snprintf(pattern, sizeof(pattern), "%s%s", root, patterns[i]);
+		if (glob(pattern, 0, NULL, &g) != 0)
+			continue;
+		for (size_t k = 0; k < g.gl_pathc; k++)
+			attach_mapping(g.gl_pathv[k], &c);
+		globfree(&g);
+	}
+}
+
+/* Every file the process maps executable (its executable, libssl, ...), and the libssl it may
+ * load later. */
 static void scan_mappings(struct capture_session *s, uint32_t pid)
 {
-	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, s);
+	struct attach_ctx c = {s, binding_for(s, pid)};
+	char root[32];
+
+	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
+	snprintf(root, sizeof(root), "/proc/%u/root", pid);
+	attach_system_libssl(s, root, c.pid);
 }
 
 static int trace_pid(struct capture_session *s, uint32_t pid)
@@ -245,31 +292,12 @@ static int handle_record(void *ctx, void *data, size_t size)
 	case BP_EV_EXIT:
 		remove_pid(s->traced, &s->n_traced, ev->tgid);
 		remove_pid(s->rescan, &s->n_rescan, ev->tgid);
+		tls_detach_process(s->tls, ev->tgid);
 		if (s->cb.on_exit)
 			s->cb.on_exit(ev->tgid, s->cb.ctx);
 		break;
 	}
 	return 0;
-}
-
-/* Libraries every process may load later (Python's ssl module loads libssl on import): attached
- * up front so that a late dlopen races nothing. */
-static void attach_system_libssl(struct capture_session *s)
-{
-	static const char *const patterns[] = {
-		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
-		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
-	};
-
-	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
-		glob_t g;
-
-		if (glob(patterns[i], 0, NULL, &g) != 0)
-			continue;
-		for (size_t k = 0; k < g.gl_pathc; k++)
-			attach_mapping(g.gl_pathv[k], s);
-		globfree(&g);
-	}
 }
 
 static int add_exe_target(struct capture_session *s, const char *path, char *err, size_t err_len)
@@ -288,7 +316,9 @@ static int add_exe_target(struct capture_session *s, const char *path, char *err
 		return -errno;
 	}
 	s->exes[s->n_exes++] = id;
-	attach_mapping(real, s);
+	/* Every process running it is traced: one set of links serves them all. */
+	if (tls_attach_file(s->tls, real, TLS_EVERY_PROCESS) < 0)
+		s->stats.attach_errors++;
 	return 0;
 }
 
@@ -319,6 +349,18 @@ static int add_pid_target(struct capture_session *s, uint32_t pid, char *err, si
 	return 0;
 }
 
+/* Each traced process holds a perf event per probed function and file (up to 18 for node and
+ * libssl): the soft limit on open files goes up to the hard one, as far as it allows. */
+static void raise_open_file_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	if (level == LIBBPF_DEBUG)
@@ -347,6 +389,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->verbose = cfg->verbose;
 	libbpf_set_print(cfg->verbose ? libbpf_print_verbose : libbpf_print);
 
+	raise_open_file_limit();
 	rc = features_check(err, err_len);
 	if (rc)
 		goto fail;
@@ -397,9 +440,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	for (size_t i = 0; i < cfg->n_pids && i < CAPTURE_MAX_PIDS; i++)
 		if (add_pid_target(s, cfg->pids[i], err, err_len))
 			goto fail;
-	attach_system_libssl(s);
-	if (s->n_exes)
+	if (s->n_exes) {
+		attach_system_libssl(s, "", TLS_EVERY_PROCESS);
 		proc_for_each_pid(consider_pid, s);
+	}
 	s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	return s;
 fail:

@@ -3,6 +3,7 @@
 
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,29 @@ static const char *const tls_fn_names[FN__COUNT] = {
 struct tls_file {
 	struct file_id id;
 	bool has_ssl;
+	bool every_process; /* attached once for all processes (see tls_attach.h) */
+	uint64_t off[FN__COUNT];
+};
+
+/* The links of one file, for one process or for all. */
+struct tls_binding {
+	unsigned file; /* index into files */
+	uint32_t pid;  /* TLS_EVERY_PROCESS for all */
 	struct bpf_link *links[LINKS_PER_FILE];
+};
+
+/*
+ * Links of exited processes, destroyed by a thread of their own: the kernel waits for a grace
+ * period in every uprobe's removal (~110 ms each on 6.18, ~2 s for one process's links), which
+ * would hold up the poll loop and the attachment of the program's next process.
+ */
+struct link_reaper {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct bpf_link **queue;
+	unsigned n, cap;
+	bool stop, running;
 };
 
 struct tls_attacher {
@@ -32,7 +55,32 @@ struct tls_attacher {
 	bool verbose;
 	struct tls_file *files;
 	unsigned n_files, cap_files, n_ssl_files;
+	struct tls_binding *bindings;
+	unsigned n_bindings, cap_bindings;
+	struct link_reaper reaper;
 };
+
+static bool grow(void **arr, unsigned *cap, unsigned n, size_t elem);
+
+static void *reap_links(void *arg)
+{
+	struct link_reaper *r = arg;
+	struct bpf_link *link;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (!r->n && !r->stop)
+			pthread_cond_wait(&r->wake, &r->lock);
+		if (!r->n)
+			break;
+		link = r->queue[--r->n];
+		pthread_mutex_unlock(&r->lock);
+		bpf_link__destroy(link);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
 
 struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose)
 {
@@ -42,17 +90,60 @@ struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose)
 		return NULL;
 	a->skel = skel;
 	a->verbose = verbose;
+	pthread_mutex_init(&a->reaper.lock, NULL);
+	pthread_cond_init(&a->reaper.wake, NULL);
+	a->reaper.running = pthread_create(&a->reaper.thread, NULL, reap_links, &a->reaper) == 0;
 	return a;
+}
+
+static void destroy_links(struct tls_binding *b)
+{
+	for (unsigned k = 0; k < LINKS_PER_FILE; k++)
+		bpf_link__destroy(b->links[k]);
+}
+
+/* Hands b's links to the reaper (destroys them here if it cannot take them). */
+static void retire_links(struct tls_attacher *a, struct tls_binding *b)
+{
+	struct link_reaper *r = &a->reaper;
+	bool queued = r->running;
+
+	pthread_mutex_lock(&r->lock);
+	for (unsigned k = 0; k < LINKS_PER_FILE && queued; k++) {
+		if (!b->links[k])
+			continue;
+		if (!grow((void **)&r->queue, &r->cap, r->n, sizeof(*r->queue)))
+			queued = false;
+		else {
+			r->queue[r->n++] = b->links[k];
+			b->links[k] = NULL;
+		}
+	}
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	destroy_links(b); /* whatever was not queued */
 }
 
 void tls_attacher_free(struct tls_attacher *a)
 {
 	if (!a)
 		return;
-	for (unsigned i = 0; i < a->n_files; i++)
-		for (unsigned k = 0; k < LINKS_PER_FILE; k++)
-			bpf_link__destroy(a->files[i].links[k]);
+	if (a->reaper.running) {
+		pthread_mutex_lock(&a->reaper.lock);
+		a->reaper.stop = true;
+		pthread_cond_signal(&a->reaper.wake);
+		pthread_mutex_unlock(&a->reaper.lock);
+	}
+	for (unsigned i = 0; i < a->n_bindings; i++)
+		destroy_links(&a->bindings[i]);
+	if (a->reaper.running)
+		pthread_join(a->reaper.thread, NULL);
+	/* Our tracefs events can go once no link uses them. */
 	uprobe_legacy_cleanup();
+	pthread_cond_destroy(&a->reaper.wake);
+	pthread_mutex_destroy(&a->reaper.lock);
+	free(a->reaper.queue);
+	free(a->bindings);
 	free(a->files);
 	free(a);
 }
@@ -62,103 +153,162 @@ unsigned tls_attacher_files(const struct tls_attacher *a)
 	return a->n_ssl_files;
 }
 
-static struct tls_file *find_file(struct tls_attacher *a, const struct file_id *id)
+unsigned tls_attacher_bindings(const struct tls_attacher *a)
 {
-	for (unsigned i = 0; i < a->n_files; i++)
-		if (a->files[i].id.dev == id->dev && a->files[i].id.ino == id->ino)
-			return &a->files[i];
-	return NULL;
+	return a->n_bindings;
 }
 
-static struct tls_file *add_file(struct tls_attacher *a, const struct file_id *id)
+static bool grow(void **arr, unsigned *cap, unsigned n, size_t elem)
+{
+	unsigned ncap;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	ncap = *cap ? *cap * 2 : 32;
+	p = realloc(*arr, ncap * elem);
+	if (!p)
+		return false;
+	*arr = p;
+	*cap = ncap;
+	return true;
+}
+
+/* The file behind path, examined on first sight. NULL only when out of memory. */
+static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id, const char *path)
 {
 	struct tls_file *f;
 
-	if (a->n_files == a->cap_files) {
-		unsigned cap = a->cap_files ? a->cap_files * 2 : 32;
-		struct tls_file *n = realloc(a->files, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		a->files = n;
-		a->cap_files = cap;
-	}
+	for (unsigned i = 0; i < a->n_files; i++)
+		if (a->files[i].id.dev == id->dev && a->files[i].id.ino == id->ino)
+			return &a->files[i];
+	if (!grow((void **)&a->files, &a->cap_files, a->n_files, sizeof(*f)))
+		return NULL;
 	f = &a->files[a->n_files++];
 	memset(f, 0, sizeof(*f));
 	f->id = *id;
+	if (elf_sym_offsets(path, tls_fn_names, FN__COUNT, f->off) > 0 &&
+	    (f->off[FN_READ] || f->off[FN_READ_EX])) {
+		f->has_ssl = true;
+		a->n_ssl_files++;
+	}
 	return f;
 }
 
-static int attach_one(struct tls_file *f, unsigned slot, struct bpf_program *prog, const char *path,
-		      uint64_t offset, bool ret)
+static bool bound(const struct tls_attacher *a, unsigned file, uint32_t pid)
+{
+	for (unsigned i = 0; i < a->n_bindings; i++)
+		if (a->bindings[i].file == file && a->bindings[i].pid == pid)
+			return true;
+	return false;
+}
+
+static void unbind_at(struct tls_attacher *a, unsigned i)
+{
+	retire_links(a, &a->bindings[i]);
+	a->bindings[i] = a->bindings[--a->n_bindings];
+}
+
+static int attach_one(struct bpf_link **slot, struct bpf_program *prog, const char *path,
+		      const struct file_id *id, uint64_t offset, bool ret, uint32_t pid)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
-	struct bpf_link *link;
-
+	int target = pid == TLS_EVERY_PROCESS ? -1 : (int)pid;
 	libbpf_print_fn_t print;
+	struct bpf_link *link;
 	int err;
 
-	/* pid -1: every process mapping this inode, present and future; the BPF side filters.
-	 * libbpf's own complaint is silenced: a refusal here has a fallback. */
+	/* libbpf's own complaint is silenced: a refusal here has a fallback. */
 	print = libbpf_set_print(NULL);
-	link = bpf_program__attach_uprobe_opts(prog, -1, path, offset, &opts);
+	link = bpf_program__attach_uprobe_opts(prog, target, path, offset, &opts);
 	err = errno;
 	libbpf_set_print(print);
 	errno = err;
 	if (!link && (errno == EACCES || errno == EPERM))
-		link = uprobe_legacy_attach(prog, path, offset, ret);
+		link = uprobe_legacy_attach(prog, path, id, offset, ret, target);
 	if (!link)
 		return -errno;
-	f->links[slot] = link;
+	*slot = link;
 	return 0;
 }
 
-int tls_attach_file(struct tls_attacher *a, const char *path)
+static int bind_file(struct tls_attacher *a, unsigned file, const char *path, uint32_t pid)
 {
-	struct bizprobe_bpf *sk = a->skel;
-	uint64_t off[FN__COUNT];
+	const struct {
+		enum tls_fn fn;
+		struct bpf_program *prog;
+		bool ret;
+	} plan[LINKS_PER_FILE] = {
+		{FN_WRITE, a->skel->progs.up_ssl_write, false},
+		{FN_WRITE, a->skel->progs.urp_ssl_write, true},
+		{FN_WRITE_EX, a->skel->progs.up_ssl_write_ex, false},
+		{FN_WRITE_EX, a->skel->progs.urp_ssl_write_ex, true},
+		{FN_READ, a->skel->progs.up_ssl_read, false},
+		{FN_READ, a->skel->progs.urp_ssl_read, true},
+		{FN_READ_EX, a->skel->progs.up_ssl_read_ex, false},
+		{FN_READ_EX, a->skel->progs.urp_ssl_read_ex, true},
+		{FN_FREE, a->skel->progs.up_ssl_free, false},
+	};
+	const struct tls_file *f = &a->files[file];
+	struct tls_binding b = {.file = file, .pid = pid};
+	int err = 0;
+
+	for (unsigned k = 0; k < LINKS_PER_FILE && !err; k++)
+		if (f->off[plan[k].fn])
+			err = attach_one(&b.links[k], plan[k].prog, path, &f->id, f->off[plan[k].fn],
+					 plan[k].ret, pid);
+	if (!err && !grow((void **)&a->bindings, &a->cap_bindings, a->n_bindings, sizeof(b)))
+		err = -ENOMEM;
+	if (err) {
+		destroy_links(&b);
+		return err;
+	}
+	a->bindings[a->n_bindings++] = b;
+	return 0;
+}
+
+int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
+{
 	struct file_id id;
 	struct tls_file *f;
+	unsigned file;
 	int err;
 
 	if (proc_file_id(path, &id))
 		return 0; /* gone or unreachable: not ours to report */
-	if (find_file(a, &id))
-		return 0;
-	f = add_file(a, &id);
+	f = file_of(a, &id, path);
 	if (!f)
 		return -ENOMEM;
-	if (elf_sym_offsets(path, tls_fn_names, FN__COUNT, off) <= 0)
+	file = (unsigned)(f - a->files);
+	if (!f->has_ssl || f->every_process || bound(a, file, pid))
 		return 0;
-	if (!off[FN_READ] && !off[FN_READ_EX])
-		return 0;
-	f->has_ssl = true;
-	a->n_ssl_files++;
-	err = 0;
-	if (off[FN_WRITE] && !err)
-		err = attach_one(f, 0, sk->progs.up_ssl_write, path, off[FN_WRITE], false);
-	if (off[FN_WRITE] && !err)
-		err = attach_one(f, 1, sk->progs.urp_ssl_write, path, off[FN_WRITE], true);
-	if (off[FN_WRITE_EX] && !err)
-		err = attach_one(f, 2, sk->progs.up_ssl_write_ex, path, off[FN_WRITE_EX], false);
-	if (off[FN_WRITE_EX] && !err)
-		err = attach_one(f, 3, sk->progs.urp_ssl_write_ex, path, off[FN_WRITE_EX], true);
-	if (off[FN_READ] && !err)
-		err = attach_one(f, 4, sk->progs.up_ssl_read, path, off[FN_READ], false);
-	if (off[FN_READ] && !err)
-		err = attach_one(f, 5, sk->progs.urp_ssl_read, path, off[FN_READ], true);
-	if (off[FN_READ_EX] && !err)
-		err = attach_one(f, 6, sk->progs.up_ssl_read_ex, path, off[FN_READ_EX], false);
-	if (off[FN_READ_EX] && !err)
-		err = attach_one(f, 7, sk->progs.urp_ssl_read_ex, path, off[FN_READ_EX], true);
-	if (off[FN_FREE] && !err)
-		err = attach_one(f, 8, sk->progs.up_ssl_free, path, off[FN_FREE], false);
+	if (pid == TLS_EVERY_PROCESS) {
+		/* Links for single processes would run the programs a second time. */
+		for (unsigned i = a->n_bindings; i-- > 0;)
+			if (a->bindings[i].file == file)
+				unbind_at(a, i);
+		f->every_process = true;
+	}
+	err = bind_file(a, file, path, pid);
 	if (err) {
+		if (pid == TLS_EVERY_PROCESS)
+			f->every_process = false;
 		fprintf(stderr, "bizprobe: attaching OpenSSL uprobes to %s failed: %s\n", path,
 			strerror(-err));
 		return err;
 	}
-	if (a->verbose)
+	if (a->verbose && pid == TLS_EVERY_PROCESS)
 		fprintf(stderr, "bizprobe: OpenSSL uprobes attached to %s\n", path);
+	else if (a->verbose)
+		fprintf(stderr, "bizprobe: OpenSSL uprobes attached to %s for pid %u\n", path, pid);
 	return 1;
+}
+
+void tls_detach_process(struct tls_attacher *a, uint32_t pid)
+{
+	if (pid == TLS_EVERY_PROCESS)
+		return;
+	for (unsigned i = a->n_bindings; i-- > 0;)
+		if (a->bindings[i].pid == pid)
+			unbind_at(a, i);
 }

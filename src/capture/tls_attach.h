@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* OpenSSL uprobes, attached once per file (inode) whatever number of processes map it. */
+/*
+ * OpenSSL uprobes. A file is examined once (per inode); its breakpoints are planted in the traced
+ * processes alone (one set of links per process and file), so that other processes running the
+ * same node binary or the system libssl never stop at them. Executables selected with --exe are
+ * the exception: every process running them is traced, so they get one set for all.
+ */
 #ifndef BIZPROBE_CAPTURE_TLS_ATTACH_H
 #define BIZPROBE_CAPTURE_TLS_ATTACH_H
 
@@ -9,14 +14,22 @@
 struct bizprobe_bpf;
 struct tls_attacher;
 
+#define TLS_EVERY_PROCESS 0u /* pid argument of tls_attach_file: all processes mapping the file */
+
 struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose);
 void tls_attacher_free(struct tls_attacher *a);
 
-/* Attaches to path if it defines OpenSSL's SSL_read/SSL_write and is not attached yet (files
- * without them are remembered too, so each inode is examined once). Returns 1 when newly
- * attached, 0 when nothing was to be done, or a negative errno. */
-int tls_attach_file(struct tls_attacher *a, const char *path);
+/* Attaches to path for pid (or TLS_EVERY_PROCESS) if the file defines OpenSSL's SSL_read and is
+ * not attached for it yet. path may be mapped later: the kernel plants the breakpoints when pid
+ * maps the file. Returns 1 when newly attached, 0 when nothing was to be done, or a negative
+ * errno. */
+int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid);
 
+/* Removes pid's links (the process exited). */
+void tls_detach_process(struct tls_attacher *a, uint32_t pid);
+
+/* Files with OpenSSL examined so far, and the sets of links held for single processes. */
 unsigned tls_attacher_files(const struct tls_attacher *a);
+unsigned tls_attacher_bindings(const struct tls_attacher *a);
 
 #endif

@@ -12,9 +12,19 @@
 #include <unistd.h>
 
 #include "features.h"
+#include "proc.h"
 
-/* Event names are bizprobe_<our pid>_<n>, so concurrent bizprobes never collide. */
-static unsigned legacy_count;
+/* Event names are bizprobe_<our pid>_<n>, so concurrent bizprobes never collide. One event per
+ * probed location (file, offset, entry or return), shared by the processes it is opened for. */
+struct legacy_event {
+	struct file_id file;
+	uint64_t offset;
+	bool retprobe;
+	int id;
+};
+
+static struct legacy_event *legacy_events;
+static unsigned legacy_count, legacy_cap;
 
 static int write_uprobe_events(const char *line)
 {
@@ -53,23 +63,54 @@ static int read_event_id(const char *name)
 	return atoi(buf);
 }
 
-struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path, uint64_t offset,
-				      bool retprobe)
+/* The tracefs event for a location, created on first use; its id or a negative errno. */
+static int event_id(const char *path, const struct file_id *file, uint64_t offset, bool retprobe)
 {
-	struct perf_event_attr attr = {.size = sizeof(attr), .type = PERF_TYPE_TRACEPOINT};
+	struct legacy_event *ev;
 	char name[64], line[4400];
-	struct bpf_link *link;
-	int id, pfd, err;
+	int id, err;
 
-	snprintf(name, sizeof(name), "bizprobe_%d_%u", (int)getpid(), legacy_count++);
+	for (unsigned i = 0; i < legacy_count; i++) {
+		ev = &legacy_events[i];
+		if (ev->file.dev == file->dev && ev->file.ino == file->ino && ev->offset == offset &&
+		    ev->retprobe == retprobe)
+			return ev->id;
+	}
+	if (legacy_count == legacy_cap) {
+		unsigned cap = legacy_cap ? legacy_cap * 2 : 32;
+
+		ev = realloc(legacy_events, cap * sizeof(*ev));
+		if (!ev)
+			return -ENOMEM;
+		legacy_events = ev;
+		legacy_cap = cap;
+	}
+	snprintf(name, sizeof(name), "bizprobe_%d_%u", (int)getpid(), legacy_count);
 	snprintf(line, sizeof(line), "%c:uprobes/%s %s:0x%llx\n", retprobe ? 'r' : 'p', name, path,
 		 (unsigned long long)offset);
 	err = write_uprobe_events(line);
-	if (err) {
-		errno = -err;
-		return NULL;
-	}
+	if (err)
+		return err;
 	id = read_event_id(name);
+	if (id < 0) {
+		snprintf(line, sizeof(line), "-:uprobes/%s\n", name);
+		write_uprobe_events(line);
+		return id;
+	}
+	legacy_events[legacy_count++] =
+	    (struct legacy_event){.file = *file, .offset = offset, .retprobe = retprobe, .id = id};
+	return id;
+}
+
+struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path,
+				      const struct file_id *file, uint64_t offset, bool retprobe,
+				      int pid)
+{
+	struct perf_event_attr attr = {.size = sizeof(attr), .type = PERF_TYPE_TRACEPOINT};
+	struct bpf_link *link;
+	int id, pfd, err;
+
+	id = event_id(path, file, offset, retprobe);
 	if (id < 0) {
 		errno = -id;
 		return NULL;
@@ -77,9 +118,11 @@ struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path
 	attr.config = (uint64_t)id;
 	attr.sample_period = 1;
 	attr.wakeup_events = 1;
-	/* pid -1 on CPU 0: the BPF program hangs off the event itself and runs for every
-	 * process on every CPU; the kernel side filters by tgid. */
-	pfd = (int)syscall(SYS_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+	/* For one process: the kernel plants the breakpoints in its memory alone. For all (pid
+	 * -1, on CPU 0): the BPF program hangs off the event and runs for every process on every
+	 * CPU; the kernel side filters by tgid. */
+	pfd = (int)syscall(SYS_perf_event_open, &attr, pid, pid < 0 ? 0 : -1, -1,
+			   PERF_FLAG_FD_CLOEXEC);
 	if (pfd < 0)
 		return NULL;
 	link = bpf_program__attach_perf_event(prog, pfd);
@@ -100,4 +143,7 @@ void uprobe_legacy_cleanup(void)
 		write_uprobe_events(line);
 	}
 	legacy_count = 0;
+	legacy_cap = 0;
+	free(legacy_events);
+	legacy_events = NULL;
 }

@@ -8,15 +8,18 @@
 
 struct bpf_link;
 struct bpf_program;
+struct file_id;
 
 /*
- * Creates a uprobe event in tracefs for path:offset, opens it as a tracepoint perf event and
- * attaches prog. Used when the uprobe PMU refuses us: some kernels (6.18 here) require
- * CAP_SYS_ADMIN for it even with CAP_PERFMON, while tracefs events need only CAP_PERFMON.
+ * Opens the uprobe event for path:offset (file is path's inode; the event is created in tracefs
+ * on first use) as a tracepoint perf event for pid (-1: every process) and attaches prog. Used
+ * when the uprobe PMU refuses us: some kernels (6.18 here) require CAP_SYS_ADMIN for it even
+ * with CAP_PERFMON, while tracefs events need only CAP_PERFMON.
  * Returns the link or NULL with errno set. The event is removed by uprobe_legacy_cleanup().
  */
-struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path, uint64_t offset,
-				      bool retprobe);
+struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path,
+				      const struct file_id *file, uint64_t offset, bool retprobe,
+				      int pid);
 
 /* Removes every event uprobe_legacy_attach created (after their links are destroyed). */
 void uprobe_legacy_cleanup(void);

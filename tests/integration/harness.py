@@ -175,6 +175,50 @@ def run_node_client(base, plan):
     return [json.loads(l) for l in out.stdout.splitlines()]
 
 
+def _elf_file_offset(path, symbol):
+    """File offset of a dynamic symbol's code, from binutils' readelf."""
+    syms = subprocess.run(["readelf", "-W", "--dyn-syms", path], check=True,
+                          capture_output=True, text=True).stdout
+    vaddr = None
+    for line in syms.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[3] == "FUNC" and f[6] != "UND" and f[7].split("@")[0] == symbol:
+            vaddr = int(f[1], 16)
+            break
+    if vaddr is None:
+        raise RuntimeError("%s does not define %s" % (path, symbol))
+    segs = subprocess.run(["readelf", "-W", "-l", path], check=True,
+                          capture_output=True, text=True).stdout
+    for line in segs.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            off, va, size = int(f[1], 16), int(f[2], 16), int(f[5], 16)
+            if va <= vaddr < va + size:
+                return vaddr - va + off
+    raise RuntimeError("%s: %s is in no loaded segment" % (path, symbol))
+
+
+def code_bytes(pid, path, symbol):
+    """(the byte at symbol's first instruction in pid's memory, the same byte in the file).
+    A uprobe breakpoint shows as 0xcc in the process and not in the file."""
+    off = _elf_file_offset(path, symbol)
+    with open(path, "rb") as f:
+        f.seek(off)
+        file_byte = f.read(1)[0]
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            f = line.split()
+            if len(f) < 6 or os.path.realpath(f[5]) != os.path.realpath(path):
+                continue
+            start, end = (int(x, 16) for x in f[0].split("-"))
+            mapoff = int(f[2], 16)
+            if mapoff <= off < mapoff + (end - start):
+                with open("/proc/%d/mem" % pid, "rb") as mem:
+                    mem.seek(start + off - mapoff)
+                    return mem.read(1)[0], file_byte
+    raise RuntimeError("pid %d does not map %s:%s" % (pid, path, symbol))
+
+
 class CountingResult(unittest.TextTestResult):
     pass
 

@@ -10,8 +10,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, key_of, main,  # noqa: E402
-                     run_node_client)
+from harness import (CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
+                     key_of, main, run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -187,6 +187,34 @@ conn(req % 22)
             tr.stop()
         self.assertEqual(len(got), 3)
         self.assertTrue(all(x["role"] == "server" and x["pid"] == srv.pid for x in got))
+
+    def test_breakpoints_only_in_traced_processes(self):
+        """--pid plants OpenSSL breakpoints in the traced process alone: another node process,
+        running before or started after bizprobe, never stops at them; detaching restores the
+        traced process's code."""
+        idle = [NODE, "-e", "setInterval(() => {}, 1000)"]
+        before = subprocess.Popen(idle)
+        try:
+            with Server(tls=True) as srv:
+                with Tracer("--pid", str(srv.pid)) as tr:
+                    after = subprocess.Popen(idle)
+                    try:
+                        time.sleep(0.5 * SLOW)
+                        run_node_client(srv.base, [{"method": "GET", "path": "/size/4"}])
+                        self.assertEqual(len(tr.wait_for(1)), 1)
+                        traced, orig = code_bytes(srv.pid, NODE, "SSL_read")
+                        self.assertNotEqual(orig, 0xCC)
+                        self.assertEqual(traced, 0xCC)
+                        self.assertEqual(code_bytes(before.pid, NODE, "SSL_read")[0], orig)
+                        self.assertEqual(code_bytes(after.pid, NODE, "SSL_read")[0], orig)
+                    finally:
+                        after.kill()
+                        after.wait()
+                    self.assertEqual(tr.stop(), 0)
+                self.assertEqual(code_bytes(srv.pid, NODE, "SSL_read")[0], orig)
+        finally:
+            before.kill()
+            before.wait()
 
 
 if __name__ == "__main__":
