@@ -89,6 +89,37 @@ class CaptureTest(unittest.TestCase):
         self.assert_exchanges([key_of(x) for x in got], truth)
         self.assertTrue(all(x["comm"] == os.path.basename(PYTHON)[:15] for x in got))
 
+    def test_pid_python_loads_libssl_later_and_calls_from_a_thread(self):
+        """--pid of a running Python that loads libssl only after bizprobe attached (its
+        breakpoints are per process) and makes its TLS calls from a worker thread."""
+        script = (
+            "import sys, threading\n"
+            "sys.stdin.readline()\n"
+            "import http.client, ssl\n"
+            "def work():\n"
+            "    c = http.client.HTTPSConnection('127.0.0.1', %d,"
+            " context=ssl._create_unverified_context())\n"
+            "    for n in (3, 5000):\n"
+            "        c.request('GET', '/size/%%d' %% n); c.getresponse().read()\n"
+            "t = threading.Thread(target=work); t.start(); t.join()\n"
+        )
+        with Server(tls=True) as srv:
+            py = subprocess.Popen([PYTHON, "-c", script % srv.port], stdin=subprocess.PIPE)
+            try:
+                with Tracer("--pid", str(py.pid)) as tr:
+                    py.stdin.write(b"go\n")
+                    py.stdin.flush()
+                    self.assertEqual(py.wait(60 * SLOW), 0)
+                    got = tr.wait_for(2, ports=[srv.port])
+                    tr.stop()
+            finally:
+                py.kill()
+                py.wait()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("client", True, "GET", "/size/3", 200, 0, 3),
+                               ("client", True, "GET", "/size/5000", 200, 0, 5000)])
+        self.assertTrue(all(x["pid"] == py.pid for x in got))
+
     def test_curl_tls_and_plaintext(self):
         """curl (libssl.so.3) over TLS and plaintext, several URLs on one connection."""
         with Server(tls=True) as tsrv, Server(tls=False) as psrv, \
