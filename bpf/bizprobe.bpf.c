@@ -61,9 +61,16 @@ static __always_inline void cursor_init(struct span_cursor *c, struct call_args 
 static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct conn_state *cs,
 				      __u64 len, __u8 dir, __u8 source)
 {
-	struct scratch_record *rec = scratch_get();
+	struct conn_key key = {.tgid = tgid, .source = source, .id = a->conn_id};
+	struct scratch_record *rec;
 	struct span_cursor *c;
 
+	if (a->kind == CALL_BUF && is_small_call(len)) {
+		if (conn_admit(cs, (const void *)a->buf, len))
+			emit_small(&key, cs, a->buf, len, dir);
+		return;
+	}
+	rec = scratch_get();
 	if (!rec)
 		return;
 	c = &rec->cur;

@@ -14,13 +14,22 @@ const volatile bool thread_storage = false; /* calls wait in task storage (see t
 /*
  * Data records do not wake the reader one by one: each wake-up is an inter-processor interrupt
  * (a VM exit on virtual machines) in the traced process and a context switch in bizprobe, and
- * the benchmark showed them costing more than the copies. The reader is woken once a batch is
- * waiting and otherwise polls every few milliseconds.
+ * the benchmark showed them costing more than the copies. The reader is woken once per batch,
+ * by the record that takes the bytes waiting across wakeup_bytes, and otherwise polls every few
+ * milliseconds. Forcing a wake-up on every record past the mark instead costs the traced thread
+ * a self-interrupt per record until the reader has drained the ring (the profile of 2146ed8:
+ * the largest item of the SSL return programs). waiting includes the record.
  */
-static __always_inline __u64 data_wakeup_flags(void)
+static __always_inline __u64 data_wakeup_flags(__u64 waiting, __u64 record_bytes)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									     : BPF_RB_NO_WAKEUP;
+	return waiting >= wakeup_bytes && waiting - record_bytes < wakeup_bytes
+		   ? BPF_RB_FORCE_WAKEUP
+		   : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 ring_waiting(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 }
 
 /* Steps one call may take: each fills part of a record from one buffer. Enough for IOV_MAX
@@ -63,6 +72,28 @@ static __always_inline void cursor_lost_reported(struct span_cursor *c, __u32 di
 	c->lost_before = 0;
 }
 
+/* The header of a data record: copied bytes follow it, len - copied were lost after them. */
+static __always_inline void data_header(struct bp_event *ev, const struct conn_key *key,
+					__u64 generation, __u32 role_hint, __u32 dir, __u32 copied,
+					__u32 len, __u32 lost_before)
+{
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->conn_id = key->id;
+	ev->generation = generation;
+	ev->tgid = key->tgid;
+	ev->tid = (__u32)bpf_get_current_pid_tgid();
+	ev->kind = BP_EV_DATA;
+	ev->copied = copied;
+	ev->len = len;
+	ev->dir = dir;
+	ev->source = key->source;
+	ev->role_hint = (__u8)role_hint;
+	ev->pad0 = 0;
+	ev->lost_before = lost_before;
+	ev->pad1 = 0;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
 /* Sends the record being built (its payload, then the bytes lost after it); a record the ring
  * cannot take becomes a gap reported before the next record of that direction. */
 static __always_inline void flush_record(struct scratch_record *rec)
@@ -75,27 +106,15 @@ static __always_inline void flush_record(struct scratch_record *rec)
 	c->filled = 0;
 	if (filled > BP_CHUNK_BYTES)
 		return;
-	rec->ev.ts_ns = bpf_ktime_get_ns();
-	rec->ev.conn_id = c->key.id;
-	rec->ev.generation = c->generation;
-	rec->ev.tgid = c->key.tgid;
-	rec->ev.tid = (__u32)bpf_get_current_pid_tgid();
-	rec->ev.kind = BP_EV_DATA;
-	rec->ev.copied = filled;
-	rec->ev.len = filled + c->lost_after;
-	rec->ev.dir = dir;
-	rec->ev.source = c->key.source;
-	rec->ev.role_hint = (__u8)c->role_hint;
-	rec->ev.pad0 = 0;
-	rec->ev.lost_before = c->lost_before;
-	rec->ev.pad1 = 0;
-	bpf_get_current_comm(rec->ev.comm, sizeof(rec->ev.comm));
+	data_header(&rec->ev, &c->key, c->generation, c->role_hint, dir, filled,
+		    filled + c->lost_after, c->lost_before);
 	/* Re-bound after the barrier: clang spills filled and 5.10's verifier loses the bound
 	 * checked above on the reloaded copy. The mask is a no-op for filled <= BP_CHUNK_BYTES. */
 	size = filled;
 	asm volatile("" : "+r"(size));
 	size = (size & (2 * BP_CHUNK_BYTES - 1)) + sizeof(rec->ev);
-	if (bpf_ringbuf_output(&events, &rec->ev, size, data_wakeup_flags())) {
+	if (bpf_ringbuf_output(&events, &rec->ev, size,
+			       data_wakeup_flags(ring_waiting() + size, size))) {
 		stat_inc(BP_STAT_RINGBUF_FULL, 1);
 		cursor_add_lost(c, dir, filled + c->lost_after);
 	} else {
@@ -184,6 +203,63 @@ static __always_inline void emit_cursor(struct scratch_record *rec)
 		c->lost_after += clamp_u32(c->total);
 	}
 	flush_record(rec);
+}
+
+/*
+ * Small calls from one buffer (a request with a few headers, a short response) skip the per-CPU
+ * assembly: the record is reserved in the ring and the bytes are read straight into it, saving
+ * a copy, the per-CPU lookups and the step loop. The ring takes only constant sizes, hence two
+ * size classes; userspace reads the copied bytes and ignores the rest of the class.
+ */
+#define SMALL_RECORD_BYTES 256
+#define MEDIUM_RECORD_BYTES 1024
+#define SMALL_CALL_MAX_BYTES (MEDIUM_RECORD_BYTES - sizeof(struct bp_event))
+
+static __always_inline void emit_in_place(const struct conn_key *key, struct conn_state *cs,
+					  __u64 base, __u64 len, __u32 dir, const __u32 record_bytes)
+{
+	struct bp_event *ev = bpf_ringbuf_reserve(&events, record_bytes, 0);
+	__u64 n = len;
+	__u32 copied;
+
+	dir &= 1;
+	if (!ev) {
+		stat_inc(BP_STAT_RINGBUF_FULL, 1);
+		cs->lost_pending[dir] += (__u32)len;
+		return;
+	}
+	/* The bound the verifier needs for the read, re-derived after a barrier (see
+	 * bp_emit_step); callers pass len within the class. */
+	asm volatile("" : "+r"(n));
+	if (n > record_bytes - sizeof(*ev)) {
+		bpf_ringbuf_discard(ev, 0);
+		return;
+	}
+	copied = (__u32)n;
+	if (bpf_probe_read_user(ev + 1, n, (const void *)base)) {
+		/* Not paged in: the bytes are lost, reported as such. */
+		stat_inc(BP_STAT_READ_FAILED, 1);
+		copied = 0;
+	}
+	data_header(ev, key, cs->generation, cs->role_hint, dir, copied, (__u32)len,
+		    cs->lost_pending[dir]);
+	cs->lost_pending[dir] = 0;
+	bpf_ringbuf_submit(ev, data_wakeup_flags(ring_waiting(), record_bytes));
+	stat_inc(BP_STAT_EVENTS, 1);
+}
+
+static __always_inline bool is_small_call(__u64 len)
+{
+	return len <= SMALL_CALL_MAX_BYTES && len <= max_copy_bytes;
+}
+
+static __always_inline void emit_small(const struct conn_key *key, struct conn_state *cs,
+				       __u64 base, __u64 len, __u32 dir)
+{
+	if (len <= SMALL_RECORD_BYTES - sizeof(struct bp_event))
+		emit_in_place(key, cs, base, len, dir, SMALL_RECORD_BYTES);
+	else
+		emit_in_place(key, cs, base, len, dir, MEDIUM_RECORD_BYTES);
 }
 
 /* A payload-less record: a connection's end, or a process event (exec, exit, mapping). */

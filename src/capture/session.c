@@ -406,6 +406,9 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	if (rb_bytes < (uint32_t)getpagesize())
 		rb_bytes = (uint32_t)getpagesize();
 	bpf_map__set_max_entries(s->skel->maps.events, rb_bytes);
+	/* The reader polls every 20 ms anyway; a wake-up (an interrupt in the traced thread) is only
+	 * worth it when the ring is filling faster than that: once a quarter of it waits. */
+	s->skel->rodata->wakeup_bytes = rb_bytes / 4;
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
