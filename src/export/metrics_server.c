@@ -187,7 +187,9 @@ int metrics_server_start(struct metrics_registry *reg, const struct metrics_serv
 			 struct metrics_server **out)
 {
 	const char *listen = cfg && cfg->listen ? cfg->listen : METRICS_SERVER_DEFAULT_LISTEN;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* MHD_USE_AUTO: epoll, not select(). Each traced process holds perf event descriptors, so
+	 * with a few dozen of them a scrape's socket is numbered past select()'s 1024. */
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	bool tls = cfg && (cfg->tls_cert_path || cfg->tls_key_path);
 	struct metrics_server *srv = NULL;
 	const union MHD_DaemonInfo *info;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -115,6 +117,36 @@ static void test_metrics_and_health(void **state)
 					       "Content-Length: 0\r\nConnection: close\r\n\r\n");
 	assert_true(!strncmp(r, "HTTP/1.1 405", 12));
 	free(r);
+}
+
+/* bizprobe holds perf event descriptors per traced process: with enough of them the endpoint's
+ * sockets are numbered past select()'s FD_SETSIZE, and scrapes must still be answered. */
+static void test_descriptors_past_fd_setsize(void **state)
+{
+	struct env *e = *state;
+	struct metrics_server_config cfg = {.listen = "127.0.0.1:0"};
+	enum { HELD = 1100 };
+	struct rlimit rl;
+	int held[HELD];
+	char *r;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < 2048)
+		skip();
+	rl.rlim_cur = rl.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	for (int i = 0; i < HELD; i++) {
+		held[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		assert_true(held[i] >= 0);
+	}
+	assert_true(held[HELD - 1] >= 1024);
+	start(e, &cfg);
+	r = get(metrics_server_port(e->srv), "/metrics", NULL);
+	assert_true(!strncmp(r, "HTTP/1.1 200", 12));
+	assert_non_null(strstr(r, "\ndirect_fan_disputes_total 3\n"));
+	free(r);
+	for (int i = 0; i < HELD; i++)
+		close(held[i]);
 }
 
 static void test_token(void **state)
@@ -255,6 +287,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_metrics_and_health, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_descriptors_past_fd_setsize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
 	    cmocka_unit_test(test_auth_ok),
 	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
