@@ -110,15 +110,19 @@ static void remove_pid(uint32_t *set, size_t *n, uint32_t pid)
 
 struct attach_ctx {
 	struct capture_session *s;
-	uint32_t pid; /* whose breakpoints: a process, or TLS_EVERY_PROCESS */
+	uint32_t pid;	/* whose breakpoints: a process, or TLS_EVERY_PROCESS */
+	bool has_ssl; /* one of the files had OpenSSL */
 };
 
 static void attach_mapping(const char *path, void *ctx)
 {
 	struct attach_ctx *c = ctx;
+	int rc = tls_attach_file(c->s->tls, path, c->pid);
 
-	if (tls_attach_file(c->s->tls, path, c->pid) < 0)
+	if (rc < 0)
 		c->s->stats.attach_errors++;
+	else if (rc > 0)
+		c->has_ssl = true;
 }
 
 /*
@@ -141,7 +145,7 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
 		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
 	};
-	struct attach_ctx c = {s, bind_pid};
+	struct attach_ctx c = {s, bind_pid, false};
 	char pattern[128];
 
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
@@ -156,14 +160,18 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 	}
 }
 
-/* Every file the process maps executable (its executable, libssl, ...), and the libssl it may
- * load later. */
+/* Every file the process maps executable (its executable, libssl, ...), and, for a process with
+ * no OpenSSL yet, the libssl it may load later. A node process has its own OpenSSL: links on a
+ * libssl it will not load would cost it descriptors, and bizprobe a grace period each at exit
+ * (a native addon that loads one after all is attached when the mapping is reported). */
 static void scan_mappings(struct capture_session *s, uint32_t pid)
 {
-	struct attach_ctx c = {s, binding_for(s, pid)};
+	struct attach_ctx c = {s, binding_for(s, pid), false};
 	char root[32];
 
 	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
+	if (c.has_ssl)
+		return;
 	snprintf(root, sizeof(root), "/proc/%u/root", pid);
 	attach_system_libssl(s, root, c.pid);
 }

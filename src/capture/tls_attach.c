@@ -280,8 +280,10 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
 	if (!f)
 		return -ENOMEM;
 	file = (unsigned)(f - a->files);
-	if (!f->has_ssl || f->every_process || bound(a, file, pid))
+	if (!f->has_ssl)
 		return 0;
+	if (f->every_process || bound(a, file, pid))
+		return 1;
 	if (pid == TLS_EVERY_PROCESS) {
 		/* Links for single processes would run the programs a second time. */
 		for (unsigned i = a->n_bindings; i-- > 0;)

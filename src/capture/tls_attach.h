@@ -21,8 +21,8 @@ void tls_attacher_free(struct tls_attacher *a);
 
 /* Attaches to path for pid (or TLS_EVERY_PROCESS) if the file defines OpenSSL's SSL_read and is
  * not attached for it yet. path may be mapped later: the kernel plants the breakpoints when pid
- * maps the file. Returns 1 when newly attached, 0 when nothing was to be done, or a negative
- * errno. */
+ * maps the file. Returns 1 when the file has OpenSSL and is attached for pid (now or before), 0
+ * when it has no OpenSSL or is gone, or a negative errno. */
 int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid);
 
 /* Removes pid's links (the process exited). */
