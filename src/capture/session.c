@@ -29,6 +29,8 @@
  * has filled once shows as twice its size in RSS: 8 MiB of the 32 MiB budget. */
 #define DEFAULT_RINGBUF (4u << 20)
 #define RESCAN_INTERVAL_NS 1000000000ull /* fallback /proc scan for --exe targets */
+/* A traced process's children are attached this long after their fork (see handle_record). */
+#define NEWBORN_DELAY_NS 100000000ull
 #define MAX_TRACKED 4096
 #define CMDLINE_MAX 4096
 
@@ -57,6 +59,9 @@ struct capture_session {
 	size_t n_traced;
 	uint32_t rescan[MAX_TRACKED]; /* pids whose mappings changed since the last poll */
 	size_t n_rescan;
+	uint32_t newborn[MAX_TRACKED]; /* children the kernel traced, looked at once they settle */
+	uint64_t newborn_due_ns[MAX_TRACKED];
+	size_t n_newborn;
 	uint64_t next_proc_scan_ns;
 
 	struct capture_stats stats;
@@ -160,17 +165,20 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 	}
 }
 
-/* Every file the process maps executable (its executable, libssl, ...), and, for a process with
- * no OpenSSL yet, the libssl it may load later. A node process has its own OpenSSL: links on a
- * libssl it will not load would cost it descriptors, and bizprobe a grace period each at exit
- * (a native addon that loads one after all is attached when the mapping is reported). */
-static void scan_mappings(struct capture_session *s, uint32_t pid)
+/*
+ * Every file the process maps executable (its executable, libssl, ...), and, for a process the
+ * user selected that has no OpenSSL yet, the libssl it may load later. A node process has its own
+ * OpenSSL, and the children of a traced process (a shell for each spawned command) mostly never
+ * load one: links on a libssl they will not map would cost a descriptor each, and a grace period
+ * each at removal. A library they load after all is attached when its mapping is reported.
+ */
+static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
 {
 	struct attach_ctx c = {s, binding_for(s, pid), false};
 	char root[32];
 
 	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
-	if (c.has_ssl)
+	if (c.has_ssl || (c.pid != TLS_EVERY_PROCESS && !selected))
 		return;
 	snprintf(root, sizeof(root), "/proc/%u/root", pid);
 	attach_system_libssl(s, root, c.pid);
@@ -184,7 +192,7 @@ static int trace_pid(struct capture_session *s, uint32_t pid)
 	if (bpf_map_update_elem(fd, &pid, &one, BPF_ANY))
 		return -errno;
 	add_unique(s->traced, &s->n_traced, pid);
-	scan_mappings(s, pid);
+	scan_mappings(s, pid, true);
 	if (s->verbose)
 		fprintf(stderr, "bizprobe: tracing pid %u\n", pid);
 	return 0;
@@ -230,6 +238,58 @@ static void check_restart(struct capture_session *s, uint32_t pid)
 		w->pid = pid;
 		trace_pid(s, pid);
 		return;
+	}
+}
+
+/*
+ * A process the kernel started tracing: a selected program's exec, or a traced process's child.
+ * With per-process links, a child is attached only once it has lived NEWBORN_DELAY_NS: a server
+ * that spawns a command per request forks children that exec a shell or exit within
+ * milliseconds, and attaching to each would queue links (and their grace periods) faster than
+ * they can be removed. A child's TLS calls in its first 100 ms are not seen; one that execs is
+ * looked at again at its exec.
+ */
+static void add_newborn(struct capture_session *s, uint32_t pid)
+{
+	if (binding_for(s, pid) == TLS_EVERY_PROCESS) {
+		add_unique(s->rescan, &s->n_rescan, pid);
+		return;
+	}
+	for (size_t i = 0; i < s->n_newborn; i++)
+		if (s->newborn[i] == pid)
+			return;
+	if (s->n_newborn == MAX_TRACKED) {
+		add_unique(s->rescan, &s->n_rescan, pid);
+		return;
+	}
+	s->newborn[s->n_newborn] = pid;
+	s->newborn_due_ns[s->n_newborn++] = now_ns() + NEWBORN_DELAY_NS;
+}
+
+static void forget_newborn(struct capture_session *s, uint32_t pid)
+{
+	for (size_t i = 0; i < s->n_newborn; i++) {
+		if (s->newborn[i] == pid) {
+			s->n_newborn--;
+			s->newborn[i] = s->newborn[s->n_newborn];
+			s->newborn_due_ns[i] = s->newborn_due_ns[s->n_newborn];
+			return;
+		}
+	}
+}
+
+static void scan_settled_newborns(struct capture_session *s)
+{
+	uint64_t now = now_ns();
+
+	for (size_t i = s->n_newborn; i-- > 0;) {
+		uint32_t pid = s->newborn[i];
+
+		if (s->newborn_due_ns[i] > now)
+			continue;
+		forget_newborn(s, pid);
+		if (is_traced(s, pid))
+			scan_mappings(s, pid, false);
 	}
 }
 
@@ -286,7 +346,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 			 * are matched here, by what stat() says (see tp_sched_exec). */
 			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v)) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
-				add_unique(s->rescan, &s->n_rescan, ev->tgid);
+				add_newborn(s, ev->tgid);
 			} else if (s->n_exes || s->n_watches) {
 				consider_pid((pid_t)ev->tgid, s);
 				if (!is_traced(s, ev->tgid))
@@ -300,6 +360,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 	case BP_EV_EXIT:
 		remove_pid(s->traced, &s->n_traced, ev->tgid);
 		remove_pid(s->rescan, &s->n_rescan, ev->tgid);
+		forget_newborn(s, ev->tgid);
 		tls_detach_process(s->tls, ev->tgid);
 		if (s->cb.on_exit)
 			s->cb.on_exit(ev->tgid, s->cb.ctx);
@@ -475,7 +536,8 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 		return more;
 	n += more;
 	while (s->n_rescan)
-		scan_mappings(s, s->rescan[--s->n_rescan]);
+		scan_mappings(s, s->rescan[--s->n_rescan], false);
+	scan_settled_newborns(s);
 	if (s->n_exes && now_ns() >= s->next_proc_scan_ns) {
 		/* Belt and braces for processes whose exec the kernel could not match by inode
 		 * (overlay filesystems): a plain /proc scan once a second. */
