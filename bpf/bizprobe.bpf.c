@@ -74,9 +74,7 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 	if (!rec)
 		return;
 	c = &rec->cur;
-	c->key.tgid = tgid;
-	c->key.source = source;
-	c->key.id = a->conn_id;
+	c->key = key;
 	c->dir = dir;
 	cursor_init(c, a, len);
 	if (!conn_admit(cs, (const void *)c->base, c->left))

@@ -38,7 +38,7 @@ struct tls_binding {
 
 /*
  * Links of exited processes, destroyed by a thread of their own: the kernel waits for a grace
- * period in every uprobe's removal (~110 ms each on 6.18, ~2 s for one process's links), which
+ * period in every uprobe's removal (~110 ms each on 6.18, ~1 s for a process's 9 links), which
  * would hold up the poll loop and the attachment of the program's next process.
  */
 struct link_reaper {
@@ -151,11 +151,6 @@ void tls_attacher_free(struct tls_attacher *a)
 unsigned tls_attacher_files(const struct tls_attacher *a)
 {
 	return a->n_ssl_files;
-}
-
-unsigned tls_attacher_bindings(const struct tls_attacher *a)
-{
-	return a->n_bindings;
 }
 
 static bool grow(void **arr, unsigned *cap, unsigned n, size_t elem)

@@ -28,8 +28,7 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid);
 /* Removes pid's links (the process exited). */
 void tls_detach_process(struct tls_attacher *a, uint32_t pid);
 
-/* Files with OpenSSL examined so far, and the sets of links held for single processes. */
+/* Files with OpenSSL examined so far. */
 unsigned tls_attacher_files(const struct tls_attacher *a);
-unsigned tls_attacher_bindings(const struct tls_attacher *a);
 
 #endif
