@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 failures=()
+failed_logs=()
 logdir=build/test-logs
 mkdir -p "$logdir"
 
@@ -36,6 +37,7 @@ count_log() {
 	failed=$((failed + f))
 	if [ "$f" -gt 0 ]; then
 		failures+=("$name (log: $log)")
+		failed_logs+=("$log")
 	fi
 	printf '%-40s %4d passed, %4d failed\n' "$name" "$p" "$f"
 }
@@ -80,6 +82,11 @@ fi
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed:"
 	printf '  %s\n' "${failures[@]}"
+	# CI keeps only this output, not the logs: show how each failure ended.
+	for log in "${failed_logs[@]}"; do
+		echo "--- last lines of $log"
+		tail -n 100 "$log"
+	done
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
