@@ -30,11 +30,13 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ "$SMOKE" = 1 ]; then
 	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0 PIPELINE_REPS=1
+	SHARE_S=1 SHARE_ROUNDS=1
 else
 	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
 	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5 PIPELINE_REPS=9
+	SHARE_S=${BENCH_SHARE_SECONDS:-5} SHARE_ROUNDS=${BENCH_SHARE_ROUNDS:-3}
 fi
-CONFIGS=(1 2 3 4 5)
+read -ra CONFIGS <<<"${BENCH_CONFIGS:-1 2 3 4 5}" # debugging: a subset, e.g. "1 3"
 CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
 SRV_CPU=0 GEN_CPU=1
 LOSS_DEPTH=${BENCH_PIPELINE:-16} # requests per pipelined write in the loss step (1: no pipelining)
@@ -512,6 +514,54 @@ profile_test() {
 	perf_top bizprobe-b 20
 }
 
+# The share of the traced server's CPU spent in the tracers' kernel paths (bench/tracer-share.awk),
+# A and B at saturation, configurations 1-4 alternated, SHARE_S seconds of perf samples of the
+# server each (rec H ROUND CONFIG share_A|share_B PERCENT). Untraced shows what the classification
+# finds with no tracer (it should be ~0). B's throughput ratios are within its noise; this is not.
+share_one() { # share_one WORKLOAD ROUND CONFIG
+	local wl=$1 r=$2 cfg=$3 w v
+	if [ "$wl" = B ]; then start_b_server 1 || return 1; else start_a_server 1 || return 1; fi
+	start_tracer "$cfg" "$wl" || { stop_tracer; stop "$SRV"; return 1; }
+	if [ "$wl" = B ]; then
+		nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"$((SHARE_S + 4))s" -s "$BENCH/tips.lua" "$SRV_URL" >/dev/null 2>&1 &
+	else
+		taskset -c $GEN_CPU wrk -t1 -c32 -d"$((SHARE_S + 4))s" "$SRV_URL" >/dev/null 2>&1 &
+	fi
+	w=$!
+	bg_started "$w" wrk-share
+	sleep 2
+	perf record -q -g -o "$WORK/perf-share.data" -p "$SRV" -- sleep "$SHARE_S" >/dev/null 2>&1
+	stop "$w"
+	stop_tracer
+	stop "$SRV"
+	v=$(perf script -i "$WORK/perf-share.data" -F comm,tid,ip,sym 2>/dev/null | awk -f "$BENCH/tracer-share.awk")
+	# Where bizprobe's share goes (the last round's is kept): time including children.
+	[ "$cfg" = 3 ] && perf report -i "$WORK/perf-share.data" --children --sort sym --stdio -g none 2>/dev/null |
+		grep -E '%.*\[k\] (asm_exc_int3|irqentry_exit_to_user_mode|uprobe_notify_resume|__x64_sys_uretprobe|uprobe_handle_trampoline|syscall_trace_enter|syscall_exit_work|perf_syscall_(enter|exit)|trace_call_bpf|bpf_prog_|bpf_ringbuf|bpf_probe_read|__check_object_size|lookup_nulls_elem_raw|bpf_task_storage_get)' |
+		head -30 >"$WORK/share-bizprobe-$wl.txt"
+	rm -f "$WORK/perf-share.data"
+	[ "$(echo "$v" | awk '{print $2}')" -gt 0 ] || { log "share: no samples of the server"; return 1; }
+	# A tracer whose paths are not found means the symbol list no longer matches this kernel.
+	[ "$cfg" = 1 ] || [ "$(echo "$v" | awk '{print ($1 > 0)}')" = 1 ] ||
+		{ log "share: no tracer path in the ${CFG_NAME[$cfg]} server's stacks (bench/tracer-share.awk)"; return 1; }
+	rec H "$r" "$cfg" "share_$wl" "$(echo "$v" | awk '{print $3}')"
+	SHARE_LOG="$SHARE_LOG ${CFG_NAME[$cfg]}=$(echo "$v" | awk '{print $3}')%"
+}
+share_test() {
+	local wl r cfg
+	for wl in A B; do
+		[ "$wl" = B ] && [ "$DEMO_UP" != 1 ] && continue
+		SHARE_LOG=''
+		for r in $(seq "$SHARE_ROUNDS"); do
+			for cfg in "${CONFIGS[@]}"; do
+				[ "$cfg" = 5 ] && continue # prom-client's work is the app's own code, not a kernel path
+				share_one "$wl" "$r" "$cfg" || return 1
+			done
+		done
+		log "server CPU in tracer paths, $wl:$SHARE_LOG"
+	done
+}
+
 # BPF time per request of the tracers' programs (kernel.bpf_stats_enabled: each program's run count
 # and total run time), A at saturation, floor (config 2) and bizprobe (config 3). Its own step because
 # the statistics cost two clock reads per program run, which must not touch the throughput runs.
@@ -567,7 +617,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C D B attach render pipeline loss profile bpfcost} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach render pipeline loss profile share bpfcost} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -591,6 +641,7 @@ want render && step "/metrics render" render_test
 want pipeline && step "userspace pipeline" pipeline_test
 want loss && step "lost events" loss_test
 want profile && step "perf profiles" profile_test
+want share && step "server CPU in tracer paths" share_test
 want bpfcost && step "BPF time per request" bpfcost_test
 if [ "$DEMO_UP" = 1 ]; then
 	scripts/demo-env.sh down >/dev/null 2>&1 && DEMO_UP=0
