@@ -69,7 +69,18 @@ else
 		run "e2e/$(basename "$t" .py)" /usr/bin/python3 "$t"
 	done
 	echo "== bench smoke (the harness works; figures come from make bench)"
-	run "bench/smoke" bench/run.sh --smoke
+	# The smoke checks that the harness works, not figures; it runs real servers, tracers and
+	# load on a shared VM, and one step failed once in CI without failing in 8 runs here since.
+	# A failed run is repeated once; its failures stay in this output.
+	smoke_log=$logdir/bench_smoke.log
+	if bench/run.sh --smoke >"$smoke_log" 2>&1; then
+		count_log "bench/smoke" "$smoke_log" 0
+	else
+		echo "bench/smoke: a step failed, so the smoke runs once more; the first run said:"
+		grep -B4 'bench: FAIL' "$smoke_log" | sed 's/^/   | /'
+		mv "$smoke_log" "$logdir/bench_smoke.first.log"
+		run "bench/smoke" bench/run.sh --smoke
+	fi
 	if [ "${BIZPROBE_SKIP_VMTEST:-0}" != 1 ] && command -v qemu-system-x86_64 >/dev/null &&
 		[ -x scripts/vmtest.sh ]; then
 		echo "== vm"
