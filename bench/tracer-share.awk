@@ -3,8 +3,9 @@
 #   uprobe traps and their return (int3, single-step, the uretprobe syscall, the handlers),
 #   syscall tracepoints (the slow syscall entry and exit every traced syscall takes) and the BPF
 #   programs they run.
-# Prints "HITS SAMPLES PERCENT". On a CPU-bound server this share is what the tracer takes from
-# its throughput, measured without the 10-40% round-to-round noise of the throughput itself.
+# Prints "HITS SAMPLES PERCENT". On a CPU-bound server this share is a lower bound of what the
+# tracer takes from its throughput (trap delivery and cache effects outside the sampled stacks
+# only add to it), and it is free of the 10-40% round-to-round noise of the throughput itself.
 function flush() {
 	if (insample) {
 		n++

@@ -70,8 +70,8 @@ else
 	done
 	echo "== bench smoke (the harness works; figures come from make bench)"
 	# The smoke checks that the harness works, not figures; it runs real servers, tracers and
-	# load on a shared VM, and one step failed once in CI without failing in 8 runs here since.
-	# A failed run is repeated once; its failures stay in this output.
+	# load on a shared VM. One step failed once in CI (stop 9) and in no run here. A failed run
+	# is repeated once; its failures stay in this output.
 	smoke_log=$logdir/bench_smoke.log
 	if bench/run.sh --smoke >"$smoke_log" 2>&1; then
 		count_log "bench/smoke" "$smoke_log" 0
