@@ -247,6 +247,49 @@ conn(req % 22)
             before.kill()
             before.wait()
 
+    def test_links_per_process_follow_what_it_maps(self):
+        """--pid on a node parent: the parent (its own OpenSSL) gets no system libssl links; a
+        node child is attached once it has settled and has the breakpoints in its own memory; a
+        Python child that never loads libssl gets no links at all."""
+        parent_js = (
+            "const { spawn } = require('child_process');"
+            "const n = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);"
+            "const p = spawn(%r, ['-c', 'import time; time.sleep(60)']);"
+            "process.stdout.write(n.pid + ' ' + p.pid + '\\n');"
+            "process.stdin.on('data', () => { n.kill(); p.kill(); process.exit(0); });"
+        ) % PYTHON
+
+        def link(pid):
+            return "bizprobe: OpenSSL uprobes attached to /proc/%d/root%s for pid %d" % (pid, NODE, pid)
+        # The parent waits on stdin for bizprobe to attach before it spawns anything.
+        parent = subprocess.Popen([NODE, "-e", "process.stdin.once('data', () => {" + parent_js +
+                                   "});"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            with Tracer("--pid", str(parent.pid), "--verbose") as tr:
+                parent.stdin.write(b"go\n")
+                parent.stdin.flush()
+                node_child, py_child = map(int, parent.stdout.readline().split())
+                def links():
+                    return [l.strip() for l in tr.stderr if "OpenSSL uprobes attached to" in l]
+                attached = link(node_child)
+                deadline = time.time() + 10 * SLOW
+                while attached not in links() and time.time() < deadline:
+                    time.sleep(0.05)
+                self.assertIn(attached, links())
+                traced, orig = code_bytes(node_child, NODE, "SSL_read")
+                self.assertEqual(traced, 0xCC)
+                self.assertNotEqual(orig, 0xCC)
+                time.sleep(0.5 * SLOW)  # the Python child has settled and been looked at too
+                got = links()
+                parent.stdin.write(b"stop\n")
+                parent.stdin.flush()
+                self.assertEqual(parent.wait(30 * SLOW), 0)
+                self.assertEqual(tr.stop(), 0)
+        finally:
+            parent.kill()
+            parent.wait()
+        self.assertEqual(got, [link(parent.pid), attached])
+
 
 if __name__ == "__main__":
     sys.exit(main("test_capture"))
