@@ -86,31 +86,33 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Where pid is in a pid set, or n when it is not there. The sets are small (MAX_TRACKED). */
+static size_t pid_index(const uint32_t *set, size_t n, uint32_t pid)
+{
+	size_t i = 0;
+
+	while (i < n && set[i] != pid)
+		i++;
+	return i;
+}
+
 static bool is_traced(struct capture_session *s, uint32_t pid)
 {
-	for (size_t i = 0; i < s->n_traced; i++)
-		if (s->traced[i] == pid)
-			return true;
-	return false;
+	return pid_index(s->traced, s->n_traced, pid) < s->n_traced;
 }
 
 static void add_unique(uint32_t *set, size_t *n, uint32_t pid)
 {
-	for (size_t i = 0; i < *n; i++)
-		if (set[i] == pid)
-			return;
-	if (*n < MAX_TRACKED)
+	if (pid_index(set, *n, pid) == *n && *n < MAX_TRACKED)
 		set[(*n)++] = pid;
 }
 
 static void remove_pid(uint32_t *set, size_t *n, uint32_t pid)
 {
-	for (size_t i = 0; i < *n; i++) {
-		if (set[i] == pid) {
-			set[i] = set[--*n];
-			return;
-		}
-	}
+	size_t i = pid_index(set, *n, pid);
+
+	if (i < *n)
+		set[i] = set[--*n];
 }
 
 struct attach_ctx {
@@ -255,9 +257,8 @@ static void add_newborn(struct capture_session *s, uint32_t pid)
 		add_unique(s->rescan, &s->n_rescan, pid);
 		return;
 	}
-	for (size_t i = 0; i < s->n_newborn; i++)
-		if (s->newborn[i] == pid)
-			return;
+	if (pid_index(s->newborn, s->n_newborn, pid) < s->n_newborn)
+		return;
 	if (s->n_newborn == MAX_TRACKED) {
 		add_unique(s->rescan, &s->n_rescan, pid);
 		return;
@@ -268,14 +269,13 @@ static void add_newborn(struct capture_session *s, uint32_t pid)
 
 static void forget_newborn(struct capture_session *s, uint32_t pid)
 {
-	for (size_t i = 0; i < s->n_newborn; i++) {
-		if (s->newborn[i] == pid) {
-			s->n_newborn--;
-			s->newborn[i] = s->newborn[s->n_newborn];
-			s->newborn_due_ns[i] = s->newborn_due_ns[s->n_newborn];
-			return;
-		}
-	}
+	size_t i = pid_index(s->newborn, s->n_newborn, pid);
+
+	if (i == s->n_newborn)
+		return;
+	s->n_newborn--;
+	s->newborn[i] = s->newborn[s->n_newborn];
+	s->newborn_due_ns[i] = s->newborn_due_ns[s->n_newborn];
 }
 
 static void scan_settled_newborns(struct capture_session *s)

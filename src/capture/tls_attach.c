@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "bizprobe.skel.h"
 #include "elf_sym.h"
 #include "proc.h"
@@ -60,8 +61,6 @@ struct tls_attacher {
 	struct link_reaper reaper;
 };
 
-static bool grow(void **arr, unsigned *cap, unsigned n, size_t elem);
-
 static void *reap_links(void *arg)
 {
 	struct link_reaper *r = arg;
@@ -112,7 +111,7 @@ static void retire_links(struct tls_attacher *a, struct tls_binding *b)
 	for (unsigned k = 0; k < LINKS_PER_FILE && queued; k++) {
 		if (!b->links[k])
 			continue;
-		if (!grow((void **)&r->queue, &r->cap, r->n, sizeof(*r->queue)))
+		if (!array_grow((void **)&r->queue, &r->cap, r->n, sizeof(*r->queue)))
 			queued = false;
 		else {
 			r->queue[r->n++] = b->links[k];
@@ -153,22 +152,6 @@ unsigned tls_attacher_files(const struct tls_attacher *a)
 	return a->n_ssl_files;
 }
 
-static bool grow(void **arr, unsigned *cap, unsigned n, size_t elem)
-{
-	unsigned ncap;
-	void *p;
-
-	if (n < *cap)
-		return true;
-	ncap = *cap ? *cap * 2 : 32;
-	p = realloc(*arr, ncap * elem);
-	if (!p)
-		return false;
-	*arr = p;
-	*cap = ncap;
-	return true;
-}
-
 /* The file behind path, examined on first sight. NULL only when out of memory. */
 static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id, const char *path)
 {
@@ -177,7 +160,7 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 	for (unsigned i = 0; i < a->n_files; i++)
 		if (a->files[i].id.dev == id->dev && a->files[i].id.ino == id->ino)
 			return &a->files[i];
-	if (!grow((void **)&a->files, &a->cap_files, a->n_files, sizeof(*f)))
+	if (!array_grow((void **)&a->files, &a->cap_files, a->n_files, sizeof(*f)))
 		return NULL;
 	f = &a->files[a->n_files++];
 	memset(f, 0, sizeof(*f));
@@ -252,7 +235,7 @@ static int bind_file(struct tls_attacher *a, unsigned file, const char *path, ui
 		if (f->off[plan[k].fn])
 			err = attach_one(&b.links[k], plan[k].prog, path, &f->id, f->off[plan[k].fn],
 					 plan[k].ret, pid);
-	if (!err && !grow((void **)&a->bindings, &a->cap_bindings, a->n_bindings, sizeof(b)))
+	if (!err && !array_grow((void **)&a->bindings, &a->cap_bindings, a->n_bindings, sizeof(b)))
 		err = -ENOMEM;
 	if (err) {
 		destroy_links(&b);

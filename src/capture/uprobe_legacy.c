@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "features.h"
 #include "proc.h"
 
@@ -76,15 +77,8 @@ static int event_id(const char *path, const struct file_id *file, uint64_t offse
 		    ev->retprobe == retprobe)
 			return ev->id;
 	}
-	if (legacy_count == legacy_cap) {
-		unsigned cap = legacy_cap ? legacy_cap * 2 : 32;
-
-		ev = realloc(legacy_events, cap * sizeof(*ev));
-		if (!ev)
-			return -ENOMEM;
-		legacy_events = ev;
-		legacy_cap = cap;
-	}
+	if (!array_grow((void **)&legacy_events, &legacy_cap, legacy_count, sizeof(*ev)))
+		return -ENOMEM;
 	snprintf(name, sizeof(name), "bizprobe_%d_%u", (int)getpid(), legacy_count);
 	snprintf(line, sizeof(line), "%c:uprobes/%s %s:0x%llx\n", retprobe ? 'r' : 'p', name, path,
 		 (unsigned long long)offset);
