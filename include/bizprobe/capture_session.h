@@ -22,6 +22,8 @@ struct capture_config {
 	size_t n_exes;
 	uint32_t max_copy_bytes; /* per read/write call; 0 = default (256 KiB) */
 	uint32_t ringbuf_bytes;	 /* 0 = default (4 MiB); rounded down to a power of two */
+	uint32_t child_delay_ms; /* --pid: a child is attached once it has lived this long; 0 =
+				  * default (100 ms) */
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
 	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
 };

@@ -29,8 +29,8 @@
  * has filled once shows as twice its size in RSS: 8 MiB of the 32 MiB budget. */
 #define DEFAULT_RINGBUF (4u << 20)
 #define RESCAN_INTERVAL_NS 1000000000ull /* fallback /proc scan for --exe targets */
-/* A traced process's children are attached this long after their fork (see handle_record). */
-#define NEWBORN_DELAY_NS 100000000ull
+/* A traced process's children are attached this long after their fork (see add_newborn). */
+#define DEFAULT_CHILD_DELAY_MS 100
 #define MAX_TRACKED 4096
 #define CMDLINE_MAX 4096
 
@@ -62,6 +62,7 @@ struct capture_session {
 	uint32_t newborn[MAX_TRACKED]; /* children the kernel traced, looked at once they settle */
 	uint64_t newborn_due_ns[MAX_TRACKED];
 	size_t n_newborn;
+	uint64_t newborn_delay_ns;
 	uint64_t next_proc_scan_ns;
 
 	struct capture_stats stats;
@@ -243,13 +244,18 @@ static void check_restart(struct capture_session *s, uint32_t pid)
 	}
 }
 
+static bool is_newborn(struct capture_session *s, uint32_t pid)
+{
+	return pid_index(s->newborn, s->n_newborn, pid) < s->n_newborn;
+}
+
 /*
  * A process the kernel started tracing: a selected program's exec, or a traced process's child.
- * With per-process links, a child is attached only once it has lived NEWBORN_DELAY_NS: a server
- * that spawns a command per request forks children that exec a shell or exit within
- * milliseconds, and attaching to each would queue links (and their grace periods) faster than
- * they can be removed. A child's TLS calls in its first 100 ms are not seen; one that execs is
- * looked at again at its exec.
+ * With per-process links, a child is attached only once it has lived newborn_delay_ns (100 ms
+ * unless --child-delay says otherwise), whatever it execs or maps meanwhile: a server that
+ * spawns a command per request (a shell, curl) forks children that exit within milliseconds,
+ * and attaching to each would queue links (and their grace periods) faster than they can be
+ * removed. A child's TLS calls in that window are not seen.
  */
 static void add_newborn(struct capture_session *s, uint32_t pid)
 {
@@ -257,14 +263,22 @@ static void add_newborn(struct capture_session *s, uint32_t pid)
 		add_unique(s->rescan, &s->n_rescan, pid);
 		return;
 	}
-	if (pid_index(s->newborn, s->n_newborn, pid) < s->n_newborn)
+	if (is_newborn(s, pid))
 		return;
 	if (s->n_newborn == MAX_TRACKED) {
 		add_unique(s->rescan, &s->n_rescan, pid);
 		return;
 	}
 	s->newborn[s->n_newborn] = pid;
-	s->newborn_due_ns[s->n_newborn++] = now_ns() + NEWBORN_DELAY_NS;
+	s->newborn_due_ns[s->n_newborn++] = now_ns() + s->newborn_delay_ns;
+}
+
+/* A traced process's mappings changed (an exec, an executable mapping): looked at in this poll,
+ * or when it settles if it is a newborn. */
+static void mappings_changed(struct capture_session *s, uint32_t pid)
+{
+	if (!is_newborn(s, pid))
+		add_unique(s->rescan, &s->n_rescan, pid);
 }
 
 static void forget_newborn(struct capture_session *s, uint32_t pid)
@@ -338,7 +352,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 		break;
 	case BP_EV_EXEC:
 		if (is_traced(s, ev->tgid))
-			add_unique(s->rescan, &s->n_rescan, ev->tgid);
+			mappings_changed(s, ev->tgid);
 		else {
 			__u8 v;
 
@@ -355,7 +369,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 		}
 		break;
 	case BP_EV_MMAP:
-		add_unique(s->rescan, &s->n_rescan, ev->tgid);
+		mappings_changed(s, ev->tgid);
 		break;
 	case BP_EV_EXIT:
 		remove_pid(s->traced, &s->n_traced, ev->tgid);
@@ -456,6 +470,8 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	}
 	s->cb = *cb;
 	s->verbose = cfg->verbose;
+	s->newborn_delay_ns =
+		(uint64_t)(cfg->child_delay_ms ? cfg->child_delay_ms : DEFAULT_CHILD_DELAY_MS) * 1000000ull;
 	libbpf_set_print(cfg->verbose ? libbpf_print_verbose : libbpf_print);
 
 	raise_open_file_limit();

@@ -22,6 +22,8 @@ void cli_usage(FILE *out)
 		"selection:\n"
 		"  --pid PID          trace this process (repeatable); traced again if it restarts\n"
 		"  --exe PATH         trace every process running this executable, now and later\n"
+		"  --child-delay MS   with --pid, a traced process's child is attached once it has\n"
+		"                     lived MS milliseconds (default 100)\n"
 		"trace:\n"
 		"  --json             JSON Lines, one object per exchange\n"
 		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
@@ -59,6 +61,7 @@ enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
 	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
+	OPT_CHILD_DELAY,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -66,6 +69,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	static const struct option longopts[] = {
 		{"pid", required_argument, NULL, OPT_PID},
 		{"exe", required_argument, NULL, OPT_EXE},
+		{"child-delay", required_argument, NULL, OPT_CHILD_DELAY},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"bodies", no_argument, NULL, OPT_BODIES},
 		{"max-copy", required_argument, NULL, OPT_MAX_COPY},
@@ -106,6 +110,14 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 				return -EINVAL;
 			}
 			o->capture.exes[o->capture.n_exes++] = optarg;
+			break;
+		case OPT_CHILD_DELAY:
+			if (parse_u32(optarg, &v) || v == 0 || v > 3600000) {
+				fprintf(stderr, "bizprobe %s: bad --child-delay %s (1 to 3600000 ms)\n",
+					cmd, optarg);
+				return -EINVAL;
+			}
+			o->capture.child_delay_ms = v;
 			break;
 		case OPT_JSON:
 			o->json = true;

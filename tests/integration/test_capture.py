@@ -290,6 +290,51 @@ conn(req % 22)
             parent.wait()
         self.assertEqual(got, [link(parent.pid), attached])
 
+    def test_children_are_attached_once_they_have_lived_child_delay(self):
+        """--pid --child-delay: a child that maps libssl at once is attached only when the delay
+        has passed, and one that exits before then never is."""
+        delay_s = 4 * SLOW
+        parent_js = (
+            "const { spawn } = require('child_process');"
+            "const child = (s) => spawn(%r, ['-c', 'import ssl, time; time.sleep(' + s + ')']);"
+            "const short = child(0.3), long = child(60);"
+            "process.stdout.write(short.pid + ' ' + long.pid + '\\n');"
+            "short.on('exit', () => process.stdout.write('short exited\\n'));"
+            "process.stdin.on('data', () => { long.kill(); process.exit(0); });"
+        ) % PYTHON
+        parent = subprocess.Popen([NODE, "-e", "process.stdin.once('data', () => {" + parent_js +
+                                   "});"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            with Tracer("--pid", str(parent.pid), "--verbose",
+                        "--child-delay", str(int(delay_s * 1000))) as tr:
+                parent.stdin.write(b"go\n")
+                parent.stdin.flush()
+                short, long = map(int, parent.stdout.readline().split())
+                spawned = time.time()
+
+                def linked(pid):
+                    return any(l.rstrip().endswith(" for pid %d" % pid) and
+                               "OpenSSL uprobes attached to" in l for l in tr.stderr)
+                self.assertEqual(parent.stdout.readline().strip(), b"short exited")
+                # Both children mapped libssl long ago: before the fix, both were attached then.
+                self.assertLess(time.time() - spawned, delay_s, "the short child outlived the delay")
+                self.assertFalse(linked(short))
+                self.assertFalse(linked(long))
+                deadline = spawned + delay_s + 10 * SLOW
+                while not linked(long) and time.time() < deadline:
+                    time.sleep(0.05)
+                waited = time.time() - spawned
+                self.assertTrue(linked(long))
+                self.assertGreater(waited, delay_s - 0.5)
+                self.assertFalse(linked(short))
+                parent.stdin.write(b"stop\n")
+                parent.stdin.flush()
+                self.assertEqual(parent.wait(30 * SLOW), 0)
+                self.assertEqual(tr.stop(), 0)
+        finally:
+            parent.kill()
+            parent.wait()
+
 
 if __name__ == "__main__":
     sys.exit(main("test_capture"))
