@@ -29,8 +29,25 @@ def plan_all_sizes():
     return plan
 
 
+def node_parent(spawn_js):
+    """A node process that runs spawn_js once it reads a line: bizprobe attaches to it before
+    it spawns anything. spawn_js exits the process on the next line it reads."""
+    return subprocess.Popen([NODE, "-e", "process.stdin.once('data', () => {" + spawn_js + "});"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def tell(proc, line):
+    proc.stdin.write(line)
+    proc.stdin.flush()
+
+
 class CaptureTest(unittest.TestCase):
     maxDiff = None
+
+    def stop_parent(self, parent, tracer):
+        tell(parent, b"stop\n")
+        self.assertEqual(parent.wait(30 * SLOW), 0)
+        self.assertEqual(tracer.stop(), 0)
 
     def assert_exchanges(self, got, truth):
         got, truth = collections.Counter(got), collections.Counter(truth)
@@ -107,8 +124,7 @@ class CaptureTest(unittest.TestCase):
             py = subprocess.Popen([PYTHON, "-c", script % srv.port], stdin=subprocess.PIPE)
             try:
                 with Tracer("--pid", str(py.pid)) as tr:
-                    py.stdin.write(b"go\n")
-                    py.stdin.flush()
+                    tell(py, b"go\n")
                     self.assertEqual(py.wait(60 * SLOW), 0)
                     got = tr.wait_for(2, ports=[srv.port])
                     tr.stop()
@@ -261,13 +277,10 @@ conn(req % 22)
 
         def link(pid):
             return "bizprobe: OpenSSL uprobes attached to /proc/%d/root%s for pid %d" % (pid, NODE, pid)
-        # The parent waits on stdin for bizprobe to attach before it spawns anything.
-        parent = subprocess.Popen([NODE, "-e", "process.stdin.once('data', () => {" + parent_js +
-                                   "});"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        parent = node_parent(parent_js)
         try:
             with Tracer("--pid", str(parent.pid), "--verbose") as tr:
-                parent.stdin.write(b"go\n")
-                parent.stdin.flush()
+                tell(parent, b"go\n")
                 node_child, py_child = map(int, parent.stdout.readline().split())
                 def links():
                     return [l.strip() for l in tr.stderr if "OpenSSL uprobes attached to" in l]
@@ -281,10 +294,7 @@ conn(req % 22)
                 self.assertNotEqual(orig, 0xCC)
                 time.sleep(0.5 * SLOW)  # the Python child has settled and been looked at too
                 got = links()
-                parent.stdin.write(b"stop\n")
-                parent.stdin.flush()
-                self.assertEqual(parent.wait(30 * SLOW), 0)
-                self.assertEqual(tr.stop(), 0)
+                self.stop_parent(parent, tr)
         finally:
             parent.kill()
             parent.wait()
@@ -302,13 +312,11 @@ conn(req % 22)
             "short.on('exit', () => process.stdout.write('short exited\\n'));"
             "process.stdin.on('data', () => { long.kill(); process.exit(0); });"
         ) % PYTHON
-        parent = subprocess.Popen([NODE, "-e", "process.stdin.once('data', () => {" + parent_js +
-                                   "});"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        parent = node_parent(parent_js)
         try:
             with Tracer("--pid", str(parent.pid), "--verbose",
                         "--child-delay", str(int(delay_s * 1000))) as tr:
-                parent.stdin.write(b"go\n")
-                parent.stdin.flush()
+                tell(parent, b"go\n")
                 short, long = map(int, parent.stdout.readline().split())
                 spawned = time.time()
 
@@ -327,10 +335,7 @@ conn(req % 22)
                 self.assertTrue(linked(long))
                 self.assertGreater(waited, delay_s - 0.5)
                 self.assertFalse(linked(short))
-                parent.stdin.write(b"stop\n")
-                parent.stdin.flush()
-                self.assertEqual(parent.wait(30 * SLOW), 0)
-                self.assertEqual(tr.stop(), 0)
+                self.stop_parent(parent, tr)
         finally:
             parent.kill()
             parent.wait()
