@@ -36,6 +36,11 @@ def node_parent(spawn_js):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
 
+def ssl_links(tracer):
+    """The lines in which a --verbose bizprobe reported OpenSSL uprobes attached."""
+    return [l.strip() for l in tracer.stderr if "OpenSSL uprobes attached to" in l]
+
+
 def tell(proc, line):
     proc.stdin.write(line)
     proc.stdin.flush()
@@ -282,18 +287,16 @@ conn(req % 22)
             with Tracer("--pid", str(parent.pid), "--verbose") as tr:
                 tell(parent, b"go\n")
                 node_child, py_child = map(int, parent.stdout.readline().split())
-                def links():
-                    return [l.strip() for l in tr.stderr if "OpenSSL uprobes attached to" in l]
                 attached = link(node_child)
                 deadline = time.time() + 10 * SLOW
-                while attached not in links() and time.time() < deadline:
+                while attached not in ssl_links(tr) and time.time() < deadline:
                     time.sleep(0.05)
-                self.assertIn(attached, links())
+                self.assertIn(attached, ssl_links(tr))
                 traced, orig = code_bytes(node_child, NODE, "SSL_read")
                 self.assertEqual(traced, 0xCC)
                 self.assertNotEqual(orig, 0xCC)
                 time.sleep(0.5 * SLOW)  # the Python child has settled and been looked at too
-                got = links()
+                got = ssl_links(tr)
                 self.stop_parent(parent, tr)
         finally:
             parent.kill()
@@ -321,8 +324,7 @@ conn(req % 22)
                 spawned = time.time()
 
                 def linked(pid):
-                    return any(l.rstrip().endswith(" for pid %d" % pid) and
-                               "OpenSSL uprobes attached to" in l for l in tr.stderr)
+                    return any(l.endswith(" for pid %d" % pid) for l in ssl_links(tr))
                 self.assertEqual(parent.stdout.readline().strip(), b"short exited")
                 # Both children mapped libssl long ago: before the fix, both were attached then.
                 self.assertLess(time.time() - spawned, delay_s, "the short child outlived the delay")
