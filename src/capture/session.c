@@ -281,15 +281,20 @@ static void mappings_changed(struct capture_session *s, uint32_t pid)
 		add_unique(s->rescan, &s->n_rescan, pid);
 }
 
+/* Removes newborn i; the last one takes its place. */
+static void drop_newborn(struct capture_session *s, size_t i)
+{
+	s->n_newborn--;
+	s->newborn[i] = s->newborn[s->n_newborn];
+	s->newborn_due_ns[i] = s->newborn_due_ns[s->n_newborn];
+}
+
 static void forget_newborn(struct capture_session *s, uint32_t pid)
 {
 	size_t i = pid_index(s->newborn, s->n_newborn, pid);
 
-	if (i == s->n_newborn)
-		return;
-	s->n_newborn--;
-	s->newborn[i] = s->newborn[s->n_newborn];
-	s->newborn_due_ns[i] = s->newborn_due_ns[s->n_newborn];
+	if (i < s->n_newborn)
+		drop_newborn(s, i);
 }
 
 static void scan_settled_newborns(struct capture_session *s)
@@ -301,7 +306,8 @@ static void scan_settled_newborns(struct capture_session *s)
 
 		if (s->newborn_due_ns[i] > now)
 			continue;
-		forget_newborn(s, pid);
+		/* The newborn moved into slot i comes from above it, where the walk has been. */
+		drop_newborn(s, i);
 		if (is_traced(s, pid))
 			scan_mappings(s, pid, false);
 	}
