@@ -362,10 +362,11 @@ int tp_sched_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
+	__u8 zero = 0;
 
 	if (empty_probes || (__u32)pid_tgid != tgid || !is_target(tgid))
 		return 0;
-	bpf_map_delete_elem(&targets, &tgid);
+	bpf_map_update_elem(&targets, &tgid, &zero, BPF_ANY);
 	emit_meta(BP_EV_EXIT, tgid, 0, 0, 0);
 	return 0;
 }

@@ -21,7 +21,9 @@ enum sniff_result {
 
 static __always_inline bool is_target(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	__u8 *traced = bpf_map_lookup_elem(&targets, &tgid);
+
+	return traced && *traced;
 }
 
 static __always_inline struct conn_state *conn_new(struct conn_key *key, __u8 role_hint,

@@ -6,15 +6,20 @@
 
 #include "bizprobe/capture_event.h"
 
-#define MAX_TARGETS 4096     /* traced processes: 4 B key + 1 B value */
+#define MAX_TARGETS 4194304  /* one byte per possible pid (the loader sets pid_max) */
 #define MAX_TARGET_EXES 256  /* executables whose new processes are traced: 16 B key + 4 B */
 #define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 24 B value */
 #define MAX_INFLIGHT 16384   /* threads inside a traced read/write call: 8 B key + 32 B value */
 #define RINGBUF_BYTES (8u << 20) /* records in flight to userspace; power of two */
 
-/* tgid -> 1: the processes the loader selected. */
+/*
+ * tgid -> 1 for the processes the loader selected, 0 for every other. An array rather than a hash:
+ * every read and write syscall on the host asks it, and the verifier turns an array lookup into
+ * an address computation where a hash costs a jhash and a bucket walk (the largest item of the
+ * syscall programs in the profile).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_TARGETS);
 	__type(key, __u32);
 	__type(value, __u8);

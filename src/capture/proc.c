@@ -132,3 +132,22 @@ bool proc_alive(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
 	return access(path, F_OK) == 0;
 }
+
+#define PID_MAX_LIMIT_ 4194304u /* the kernel's ceiling for pid_max on 64-bit */
+
+uint32_t proc_pid_max(void)
+{
+	char buf[32];
+	ssize_t n = read_small_file("/proc/sys/kernel/pid_max", buf, sizeof(buf) - 1);
+	unsigned long v;
+	char *end;
+
+	if (n <= 0)
+		return PID_MAX_LIMIT_;
+	buf[n] = '\0';
+	errno = 0;
+	v = strtoul(buf, &end, 10);
+	if (errno || end == buf || v == 0 || v > PID_MAX_LIMIT_)
+		return PID_MAX_LIMIT_;
+	return (uint32_t)v;
+}

@@ -33,4 +33,7 @@ int proc_for_each_pid(proc_pid_fn fn, void *ctx);
 
 bool proc_alive(pid_t pid);
 
+/* The highest pid plus one (/proc/sys/kernel/pid_max); the kernel's limit when unreadable. */
+uint32_t proc_pid_max(void);
+
 #endif

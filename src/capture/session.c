@@ -364,7 +364,8 @@ static int handle_record(void *ctx, void *data, size_t size)
 
 			/* The kernel traces selected executables itself; learn about them. Others
 			 * are matched here, by what stat() says (see tp_sched_exec). */
-			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v)) {
+			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v) &&
+			    v) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
 				add_newborn(s, ev->tgid);
 			} else if (s->n_exes || s->n_watches) {
@@ -500,6 +501,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* The reader polls every 20 ms anyway; a wake-up (an interrupt in the traced thread) is only
 	 * worth it when the ring is filling faster than that: once a quarter of it waits. */
 	s->skel->rodata->wakeup_bytes = rb_bytes / 4;
+	/* One byte per possible pid (see targets): 32 KiB at pid_max 32768, 4 MiB at the ceiling.
+	 * pid_max raised after this is not followed: processes above the old limit are not traced
+	 * (with --pid, an error at start). */
+	bpf_map__set_max_entries(s->skel->maps.targets, proc_pid_max());
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
