@@ -112,7 +112,9 @@ static __always_inline int sock_call_exit(long ret, __u8 dir)
 	struct conn_state *cs;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET};
 
-	if (empty_probes || !call_take(SLOT_SOCK, pid_tgid, &a))
+	/* is_target first: an array load, where call_take is a helper call that every read and
+	 * write of every other process on the host would pay. */
+	if (empty_probes || !is_target(tgid) || !call_take(SLOT_SOCK, pid_tgid, &a))
 		return 0;
 	key.id = a.conn_id;
 	cs = bpf_map_lookup_elem(&conns, &key);
@@ -228,7 +230,7 @@ static __always_inline int ssl_call_return(long ret, bool ex)
 	struct conn_state *cs;
 	__u64 len = 0;
 
-	if (empty_probes || !call_take(SLOT_SSL, pid_tgid, &a))
+	if (empty_probes || !is_target(tgid) || !call_take(SLOT_SSL, pid_tgid, &a))
 		return 0;
 	if (ret > 0) {
 		if (!ex)
