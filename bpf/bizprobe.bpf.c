@@ -318,7 +318,6 @@ int tp_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct exe_key key = {};
 	struct inode *inode;
 	__u32 *flags;
-	__u8 one = 1;
 
 	if (empty_probes)
 		return 0;
@@ -336,7 +335,7 @@ int tp_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	}
 	if (*flags & EXE_TRACE)
-		bpf_map_update_elem(&targets, &tgid, &one, BPF_ANY);
+		set_target(tgid, 1);
 	emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
 	return 0;
 }
@@ -350,11 +349,10 @@ int rtp_sched_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	__u32 cpid = BPF_CORE_READ(child, pid);
-	__u8 one = 1;
 
 	if (empty_probes || cpid != ctgid || ptgid == ctgid || !is_target(ptgid))
 		return 0;
-	bpf_map_update_elem(&targets, &ctgid, &one, BPF_ANY);
+	set_target(ctgid, 1);
 	emit_meta(BP_EV_EXEC, ctgid, 0, 0, 0);
 	return 0;
 }
@@ -364,11 +362,10 @@ int tp_sched_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	__u8 zero = 0;
 
 	if (empty_probes || (__u32)pid_tgid != tgid || !is_target(tgid))
 		return 0;
-	bpf_map_update_elem(&targets, &tgid, &zero, BPF_ANY);
+	set_target(tgid, 0);
 	emit_meta(BP_EV_EXIT, tgid, 0, 0, 0);
 	return 0;
 }

@@ -19,11 +19,28 @@ enum sniff_result {
 	SNIFF_OTHER,
 };
 
+static __always_inline __u8 *target_byte(__u32 tgid)
+{
+	__u32 entry = tgid / BP_TARGETS_PER_ENTRY;
+	struct targets_entry *e = bpf_map_lookup_elem(&targets, &entry);
+
+	return e ? &e->traced[tgid % BP_TARGETS_PER_ENTRY] : NULL;
+}
+
 static __always_inline bool is_target(__u32 tgid)
 {
-	__u8 *traced = bpf_map_lookup_elem(&targets, &tgid);
+	__u8 *traced = target_byte(tgid);
 
 	return traced && *traced;
+}
+
+/* A pid beyond the map (pid_max raised after load) stays untraced. */
+static __always_inline void set_target(__u32 tgid, __u8 traced)
+{
+	__u8 *b = target_byte(tgid);
+
+	if (b)
+		*b = traced;
 }
 
 static __always_inline struct conn_state *conn_new(struct conn_key *key, __u8 role_hint,

@@ -6,23 +6,30 @@
 
 #include "bizprobe/capture_event.h"
 
-#define MAX_TARGETS 4194304  /* one byte per possible pid (the loader sets pid_max) */
+#define MAX_TARGETS 4194304  /* possible pids: one byte each (the loader sets it from pid_max) */
 #define MAX_TARGET_EXES 256  /* executables whose new processes are traced: 16 B key + 4 B */
 #define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 24 B value */
 #define MAX_INFLIGHT 16384   /* threads inside a traced read/write call: 8 B key + 32 B value */
 #define RINGBUF_BYTES (8u << 20) /* records in flight to userspace; power of two */
 
 /*
- * tgid -> 1 for the processes the loader selected, 0 for every other. An array rather than a hash:
- * every read and write syscall on the host asks it, and the verifier turns an array lookup into
- * an address computation where a hash costs a jhash and a bucket walk (the largest item of the
- * syscall programs in the profile).
+ * One byte per pid: 1 for the processes the loader selected, 0 for every other. An array rather
+ * than a hash: every read and write syscall on the host asks it, and the verifier turns an array
+ * lookup into an address computation where a hash costs a jhash and a bucket walk (the largest
+ * item of the syscall programs in the profile). Bytes are packed BP_TARGETS_PER_ENTRY to an
+ * entry because the kernel rounds every array value up to 8 bytes; mmapable so that userspace
+ * sets a byte without rewriting its neighbours.
  */
+struct targets_entry {
+	__u8 traced[BP_TARGETS_PER_ENTRY];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MAX_TARGETS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_TARGETS / BP_TARGETS_PER_ENTRY);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct targets_entry);
 } targets SEC(".maps");
 
 /* Executable identity as the kernel sees it (s_dev in kernel encoding, i_ino). */

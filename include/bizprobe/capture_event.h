@@ -22,6 +22,10 @@
 /* Hard ceiling for max_copy_bytes: the kernel loop emits at most this many chunks per call. */
 #define BP_MAX_CHUNKS_PER_CALL 16u
 
+/* The targets map holds one byte per pid, this many to an entry (one cache line): userspace
+ * maps it and flips single bytes, as the BPF programs do, so neither overwrites the other's. */
+#define BP_TARGETS_PER_ENTRY 64u
+
 enum bp_event_kind {
 	BP_EV_DATA = 1,	 /* payload bytes the process read or wrote */
 	BP_EV_CLOSE = 2, /* the connection ended (close(2), SSL_free) */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +65,9 @@ struct capture_session {
 	size_t n_newborn;
 	uint64_t newborn_delay_ns;
 	uint64_t next_proc_scan_ns;
+
+	volatile uint8_t *target_bytes; /* the targets map, mapped: one byte per pid */
+	size_t target_pids;		/* how many pids it covers */
 
 	struct capture_stats stats;
 	__u64 *percpu_vals; /* one per possible CPU, for reading the stats map */
@@ -187,13 +191,25 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 	attach_system_libssl(s, root, c.pid);
 }
 
+/* The kernel maps whole pages of an mmapable array. */
+static size_t target_map_bytes(const struct capture_session *s)
+{
+	size_t page = (size_t)getpagesize();
+
+	return (s->target_pids + page - 1) / page * page;
+}
+
+/* Whether the kernel traces pid: its programs set and clear these bytes too (fork, exec, exit). */
+static bool kernel_traces(const struct capture_session *s, uint32_t pid)
+{
+	return pid < s->target_pids && s->target_bytes[pid];
+}
+
 static int trace_pid(struct capture_session *s, uint32_t pid)
 {
-	__u8 one = 1;
-	int fd = bpf_map__fd(s->skel->maps.targets);
-
-	if (bpf_map_update_elem(fd, &pid, &one, BPF_ANY))
-		return -errno;
+	if (pid >= s->target_pids)
+		return -E2BIG;
+	s->target_bytes[pid] = 1;
 	add_unique(s->traced, &s->n_traced, pid);
 	scan_mappings(s, pid, true);
 	if (s->verbose)
@@ -360,12 +376,9 @@ static int handle_record(void *ctx, void *data, size_t size)
 		if (is_traced(s, ev->tgid))
 			mappings_changed(s, ev->tgid);
 		else {
-			__u8 v;
-
 			/* The kernel traces selected executables itself; learn about them. Others
 			 * are matched here, by what stat() says (see tp_sched_exec). */
-			if (!bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.targets), &ev->tgid, &v) &&
-			    v) {
+			if (kernel_traces(s, ev->tgid)) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
 				add_newborn(s, ev->tgid);
 			} else if (s->n_exes || s->n_watches) {
@@ -424,10 +437,13 @@ static int add_pid_target(struct capture_session *s, uint32_t pid, char *err, si
 		return -ESRCH;
 	}
 	rc = trace_pid(s, pid);
-	if (rc) {
+	if (rc == -E2BIG)
+		set_err(err, err_len, "--pid %u: above pid_max as it was at start (%zu)", pid,
+			s->target_pids);
+	else if (rc)
 		set_err(err, err_len, "--pid %u: %s", pid, strerror(-rc));
+	if (rc)
 		return rc;
-	}
 	w->pid = pid;
 	if (proc_exe_id((pid_t)pid, &w->exe) == 0) {
 		w->cmdline_len = proc_cmdline((pid_t)pid, w->cmdline, sizeof(w->cmdline));
@@ -469,6 +485,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 {
 	struct capture_session *s = calloc(1, sizeof(*s));
 	uint32_t rb_bytes = cfg->ringbuf_bytes ? cfg->ringbuf_bytes : DEFAULT_RINGBUF;
+	void *target_map;
 	int rc;
 
 	if (!s) {
@@ -504,7 +521,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One byte per possible pid (see targets): 32 KiB at pid_max 32768, 4 MiB at the ceiling.
 	 * pid_max raised after this is not followed: processes above the old limit are not traced
 	 * (with --pid, an error at start). */
-	bpf_map__set_max_entries(s->skel->maps.targets, proc_pid_max());
+	s->target_pids = ((size_t)proc_pid_max() + BP_TARGETS_PER_ENTRY - 1) / BP_TARGETS_PER_ENTRY *
+			 BP_TARGETS_PER_ENTRY;
+	bpf_map__set_max_entries(s->skel->maps.targets,
+				 (uint32_t)(s->target_pids / BP_TARGETS_PER_ENTRY));
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
@@ -518,6 +538,13 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 			rc == -EPERM ? " (needs CAP_BPF, CAP_PERFMON; see README)" : "");
 		goto fail;
 	}
+	target_map = mmap(NULL, target_map_bytes(s), PROT_READ | PROT_WRITE, MAP_SHARED,
+			  bpf_map__fd(s->skel->maps.targets), 0);
+	if (target_map == MAP_FAILED) {
+		set_err(err, err_len, "mapping the targets map failed: %s", strerror(errno));
+		goto fail;
+	}
+	s->target_bytes = target_map;
 	rc = bizprobe_bpf__attach(s->skel);
 	if (rc) {
 		set_err(err, err_len, "attaching tracepoints failed: %s", strerror(-rc));
@@ -597,6 +624,8 @@ void capture_session_free(struct capture_session *s)
 		return;
 	ring_buffer__free(s->rb);
 	tls_attacher_free(s->tls);
+	if (s->target_bytes)
+		munmap((void *)s->target_bytes, target_map_bytes(s));
 	bizprobe_bpf__destroy(s->skel);
 	free(s->percpu_vals);
 	free(s);
