@@ -191,12 +191,15 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 	attach_system_libssl(s, root, c.pid);
 }
 
+static size_t round_up(size_t n, size_t unit)
+{
+	return (n + unit - 1) / unit * unit;
+}
+
 /* The kernel maps whole pages of an mmapable array. */
 static size_t target_map_bytes(const struct capture_session *s)
 {
-	size_t page = (size_t)getpagesize();
-
-	return (s->target_pids + page - 1) / page * page;
+	return round_up(s->target_pids, (size_t)getpagesize());
 }
 
 /* Whether the kernel traces pid: its programs set and clear these bytes too (fork, exec, exit). */
@@ -521,8 +524,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One byte per possible pid (see targets): 32 KiB at pid_max 32768, 4 MiB at the ceiling.
 	 * pid_max raised after this is not followed: processes above the old limit are not traced
 	 * (with --pid, an error at start). */
-	s->target_pids = ((size_t)proc_pid_max() + BP_TARGETS_PER_ENTRY - 1) / BP_TARGETS_PER_ENTRY *
-			 BP_TARGETS_PER_ENTRY;
+	s->target_pids = round_up(proc_pid_max(), BP_TARGETS_PER_ENTRY);
 	bpf_map__set_max_entries(s->skel->maps.targets,
 				 (uint32_t)(s->target_pids / BP_TARGETS_PER_ENTRY));
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
