@@ -52,8 +52,9 @@ struct capture_session;
 struct capture_session *capture_session_new(const struct capture_config *cfg,
 					    const struct capture_callbacks *cb, char *err,
 					    size_t err_len);
-/* Waits up to timeout_ms for records and dispatches them. Returns records handled, or a
- * negative errno (-EINTR when a signal arrived). */
+/* Waits up to timeout_ms for records and dispatches them. While records keep coming it returns
+ * every 20 ms at most, and earlier when its own timed work is due. Returns records handled, or
+ * a negative errno (-EINTR when a signal arrived). */
 int capture_session_poll(struct capture_session *s, int timeout_ms);
 void capture_session_get_stats(struct capture_session *s, struct capture_stats *out);
 /* Detaches everything. NULL is fine. */

@@ -25,11 +25,14 @@
 #include "tls_attach.h"
 
 #define DEFAULT_MAX_COPY (256u * 1024)
-/* 4 MiB: the reader drains it every 20 ms, and it held the bench's 50k exchanges/s for 60 s
- * without a loss. Its pages are mapped twice (the kernel's wrap-around trick), so a ring that
- * has filled once shows as twice its size in RSS: 8 MiB of the 32 MiB budget. */
+/* 4 MiB: under load the reader drains it every BATCH_MS, and it held the bench's 50k
+ * exchanges/s for 60 s without a loss. Its pages are mapped twice (the kernel's wrap-around
+ * trick), so a ring that has filled once shows as twice its size in RSS: 8 MiB of the 32 MiB
+ * budget. */
 #define DEFAULT_RINGBUF (4u << 20)
 #define RESCAN_INTERVAL_NS 1000000000ull /* fallback /proc scan for --exe targets */
+/* Under load, how long records may wait in the ring for company before the reader looks. */
+#define BATCH_MS 20
 /* A traced process's children are attached this long after their fork (see add_newborn). */
 #define DEFAULT_CHILD_DELAY_MS 100
 #define MAX_TRACKED 4096
@@ -68,6 +71,8 @@ struct capture_session {
 
 	volatile uint8_t *target_bytes; /* the targets map, mapped: one byte per pid */
 	size_t target_pids;		/* how many pids it covers */
+
+	bool busy; /* the last poll found records: keep looking every BATCH_MS */
 
 	struct capture_stats stats;
 	__u64 *percpu_vals; /* one per possible CPU, for reading the stats map */
@@ -518,8 +523,9 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	if (rb_bytes < (uint32_t)getpagesize())
 		rb_bytes = (uint32_t)getpagesize();
 	bpf_map__set_max_entries(s->skel->maps.events, rb_bytes);
-	/* The reader polls every 20 ms anyway; a wake-up (an interrupt in the traced thread) is only
-	 * worth it when the ring is filling faster than that: once a quarter of it waits. */
+	/* Under load the reader looks every BATCH_MS anyway; a wake-up (an interrupt in the traced
+	 * thread) is only worth it when the ring is filling faster than that: once a quarter of it
+	 * waits. */
 	s->skel->rodata->wakeup_bytes = rb_bytes / 4;
 	/* One byte per possible pid (see targets): 32 KiB at pid_max 32768, 4 MiB at the ceiling.
 	 * pid_max raised after this is not followed: processes above the old limit are not traced
@@ -579,18 +585,44 @@ fail:
 	return NULL;
 }
 
+/* How long the session may sleep before its own timed work (settled newborns, the /proc scan)
+ * is due, capped at limit_ms. */
+static int ms_until_due(struct capture_session *s, int limit_ms)
+{
+	uint64_t now = now_ns(), due = now + (uint64_t)limit_ms * 1000000ull;
+
+	for (size_t i = 0; i < s->n_newborn; i++)
+		if (s->newborn_due_ns[i] < due)
+			due = s->newborn_due_ns[i];
+	if (s->n_exes && s->next_proc_scan_ns < due)
+		due = s->next_proc_scan_ns;
+	return due > now ? (int)((due - now + 999999) / 1000000) : 0;
+}
+
 int capture_session_poll(struct capture_session *s, int timeout_ms)
 {
-	int n = ring_buffer__poll(s->rb, timeout_ms), more;
+	int wait = ms_until_due(s, timeout_ms), n, more;
 
+	if (s->busy) {
+		n = ring_buffer__poll(s->rb, wait < BATCH_MS ? wait : BATCH_MS);
+	} else {
+		/* Idle from here: a record written after the flag wakes us, one written before
+		 * it is taken by this look. */
+		__atomic_store_n(&s->skel->bss->reader_idle, true, __ATOMIC_SEQ_CST);
+		n = ring_buffer__consume(s->rb);
+		if (n == 0)
+			n = ring_buffer__poll(s->rb, wait);
+		__atomic_store_n(&s->skel->bss->reader_idle, false, __ATOMIC_RELAXED);
+	}
 	if (n < 0)
 		return n;
-	/* Data records are written without a wake-up unless a batch is waiting (bpf/emit.h), so
-	 * the poll may time out with records in the ring: take them too. */
+	/* A batch under way wakes nobody until it crosses the mark, so a poll may time out with
+	 * records in the ring: take them too. */
 	more = ring_buffer__consume(s->rb);
 	if (more < 0)
 		return more;
 	n += more;
+	s->busy = n > 0;
 	while (s->n_rescan)
 		scan_mappings(s, s->rescan[--s->n_rescan], false);
 	scan_settled_newborns(s);

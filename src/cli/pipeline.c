@@ -9,9 +9,8 @@
 
 #include "cli.h"
 
-#define POLL_TIMEOUT_MS 20
 /* Statistics and time-driven semantics run this often, not after every poll: reading the
- * kernel's counters is a syscall per counter. */
+ * kernel's counters is a syscall per counter. An idle loop wakes only for them. */
 #define TICK_INTERVAL_NS 250000000ll
 
 static volatile sig_atomic_t stop_requested;
@@ -126,17 +125,19 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	fflush(stderr);
 
 	while (!stop_requested) {
-		/* Data records wake us only in batches (see bpf/emit.h): a short timeout bounds
-		 * how long a lone exchange waits to be seen. */
-		int n = capture_session_poll(cs, POLL_TIMEOUT_MS);
 		int64_t now = clock_ns(CLOCK_MONOTONIC);
+		/* Rounded up, so that the loop never spins on a timeout of 0 before the tick. */
+		int n = capture_session_poll(
+			cs, now < next_tick ? (int)((next_tick - now + 999999) / 1000000) : 0);
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "bizprobe: ring buffer: %s\n", strerror(-n));
 			goto cleanup;
 		}
-		if (tick && now >= next_tick) {
-			tick(cs, p.ht, false, ctx);
+		now = clock_ns(CLOCK_MONOTONIC);
+		if (now >= next_tick) {
+			if (tick)
+				tick(cs, p.ht, false, ctx);
 			next_tick = now + TICK_INTERVAL_NS;
 		}
 	}
