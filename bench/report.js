@@ -145,6 +145,13 @@ if (at) {
   const j = JSON.parse(at.value);
   add('attach to a running node process', '<= 500 ms', `${fmt(j.median_ms)} ms`, j.median_ms <= 500, `median of ${j.trials.length}: ${j.trials.join(', ')} ms`);
 } else add('attach to a running node process', '<= 500 ms', 'n/a', null, 'not run');
+// Idle: not one of the issue's targets, but what every quiet node of a DaemonSet pays.
+const idleS = get('I', 1, 3, 'seconds');
+if (Number.isFinite(idleS)) {
+  const cpu = get('I', 1, 3, 'cpu_s'), sw = get('I', 1, 3, 'switches');
+  add('bizprobe CPU with the traced app idle', '(none)', `${fmt((100 * cpu) / idleS, 3)}% of a core`, null,
+    `attached to A's server with no requests for ${fmt(idleS, 0)} s, /metrics scraped every 1 s; ${fmt(sw / idleS)} thread switches/s (schedstat and status of every thread)`);
+}
 
 // Per-configuration detail
 const detail = [];

@@ -30,11 +30,11 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ "$SMOKE" = 1 ]; then
 	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0 PIPELINE_REPS=1
-	SHARE_S=1 SHARE_ROUNDS=1
+	SHARE_S=1 SHARE_ROUNDS=1 IDLE_S=2
 else
 	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
 	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5 PIPELINE_REPS=9
-	SHARE_S=${BENCH_SHARE_SECONDS:-5} SHARE_ROUNDS=${BENCH_SHARE_ROUNDS:-3}
+	SHARE_S=${BENCH_SHARE_SECONDS:-5} SHARE_ROUNDS=${BENCH_SHARE_ROUNDS:-3} IDLE_S=30
 fi
 read -ra CONFIGS <<<"${BENCH_CONFIGS:-1 2 3 4 5}" # debugging: a subset, e.g. "1 3"
 CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
@@ -455,6 +455,29 @@ attach_test() {
 	log "attach: $v"
 }
 
+# Run time in ns of every thread of a process (schedstat: finer than the 10 ms ticks of stat), and
+# how often its threads were switched in.
+run_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
+
+# What bizprobe costs a quiet host: attached to A's server with no requests, scraped every second.
+idle_test() {
+	local n0 n1 w0 w1
+	start_a_server 3 || return 1
+	start_tracer 3 A || { stop_tracer; stop "$SRV"; return 1; }
+	sleep 1
+	n0=$(run_ns "$TRACER") w0=$(switches "$TRACER")
+	sleep "$IDLE_S"
+	n1=$(run_ns "$TRACER") w1=$(switches "$TRACER")
+	stop_tracer
+	stop "$SRV"
+	rec I 1 3 seconds "$IDLE_S"
+	rec I 1 3 cpu_s "$(awk -v a="$n0" -v b="$n1" 'BEGIN {print (b - a) / 1e9}')"
+	rec I 1 3 switches "$((w1 - w0))"
+	log "idle: $(((n1 - n0) / 1000)) us of CPU and $((w1 - w0)) switches in ${IDLE_S} s"
+	[ "$n1" -gt 0 ]
+}
+
 render_test() {
 	local v
 	v=$(taskset -c $GEN_CPU "$BENCH/.build/render_bench" "$RENDER_ITERS") || return 1
@@ -617,7 +640,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C D B attach render pipeline loss profile share bpfcost} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach idle render pipeline loss profile share bpfcost} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -637,6 +660,7 @@ log "D: fixed rate $D_RATE req/s"
 want D && workload D
 want B && step "demo env up ($NS)" demo_up && workload B
 want attach && step "attach time" attach_test
+want idle && step "idle cost" idle_test
 want render && step "/metrics render" render_test
 want pipeline && step "userspace pipeline" pipeline_test
 want loss && step "lost events" loss_test
