@@ -603,17 +603,9 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 {
 	int wait = ms_until_due(s, timeout_ms), n, more;
 
-	if (s->busy) {
-		n = ring_buffer__poll(s->rb, wait < BATCH_MS ? wait : BATCH_MS);
-	} else {
-		/* Idle from here: a record written after the flag wakes us, one written before
-		 * it is taken by this look. */
-		__atomic_store_n(&s->skel->bss->reader_idle, true, __ATOMIC_SEQ_CST);
-		n = ring_buffer__consume(s->rb);
-		if (n == 0)
-			n = ring_buffer__poll(s->rb, wait);
-		__atomic_store_n(&s->skel->bss->reader_idle, false, __ATOMIC_RELAXED);
-	}
+	/* Records keep coming: look again in BATCH_MS. Otherwise sleep until the caller's or our
+	 * own timed work (a burst still wakes us at the mark, see bpf/emit.h). */
+	n = ring_buffer__poll(s->rb, s->busy && wait > BATCH_MS ? BATCH_MS : wait);
 	if (n < 0)
 		return n;
 	/* A batch under way wakes nobody until it crosses the mark, so a poll may time out with
