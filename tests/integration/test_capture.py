@@ -173,6 +173,26 @@ class CaptureTest(unittest.TestCase):
                               [key_of(t, "server", False) for t in truth])
         self.assertFalse(any(x["tls"] for x in got))
 
+    def test_quiet_stretches_lose_nothing_and_a_stop_drains(self):
+        """With nothing to read the reader sleeps until its tick: exchanges after quiet
+        stretches are all reported, and one answered just before SIGINT is taken by the drain
+        at the stop."""
+        with Server(tls=False) as srv:
+            time.sleep(0.2)
+            with Tracer("--pid", str(srv.pid)) as tr:
+                truth = []
+                for k in range(3):
+                    time.sleep(1.0)  # several ticks with nothing to read
+                    truth += run_node_client(srv.base, [{"method": "GET",
+                                                         "path": "/size/%d?mode=cl" % (10 + k)}])
+                    self.assertEqual(len(tr.wait_for(len(truth))), len(truth))
+                time.sleep(1.0)
+                truth += run_node_client(srv.base, [{"method": "DELETE", "path": "/items/9"}])
+                self.assertEqual(tr.stop(), 0)
+                got = list(tr.exchanges)
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
+
     def test_traced_program_restarts(self):
         """--pid of a server that exits and is started again with the same command line."""
         with Server(tls=True) as srv:
