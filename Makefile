@@ -87,17 +87,26 @@ pipeline-bench: $(PIPELINE_BENCH)
 deps:
 	scripts/deps.sh
 
+# The commands the README promises install what is missing first (scripts/deps.sh: seconds when
+# everything is there), then build in a second make, so that pkg-config and the compilers it
+# calls exist by the time the build needs them, also under -j.
+BUILD = $(MAKE) --no-print-directory
+
 # The whole suite: unit, integration with real traced programs, end to end, VM kernel matrix.
-test: all unit-tests
+test: deps
+	$(Q)$(BUILD) all unit-tests
 	scripts/run-tests.sh
 
-demo: deps all
+demo: deps
+	$(Q)$(BUILD) all
 	scripts/demo.sh
 
-vmtest: all
+vmtest: deps
+	$(Q)$(BUILD) all
 	scripts/vmtest.sh
 
-bench: all
+bench: deps
+	$(Q)$(BUILD) all
 	bench/run.sh
 
 vmlinux:

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs every build, test and demo dependency from Debian's packages (and the demo's npm lockfile).
 # Idempotent: packages already present are not fetched again, so a second run costs a few seconds.
+# Every program a script or test runs must come from here or from Debian's base system:
+# scripts/check-deps.py checks that, as part of make test.
 set -euo pipefail
 
 BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev)
+	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev clang-format)
 TEST_PKGS=(libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
 	binutils)
-VM_PKGS=(qemu-system-x86 busybox-static cpio)
+# depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.
+VM_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}" "${BENCH_PKGS[@]}")

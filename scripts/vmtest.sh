@@ -324,6 +324,8 @@ for kver in "${KVERS[@]}"; do
 	ok=1
 	[ "$status" = 0 ] && [ "$f" = 0 ] || ok=0
 	note="$how, ${secs}s"
+	nslow=$(grep -cE '^(PASS|SKIP) .*SLOW' "$TMP/out-$kver" || true)
+	[ "$nslow" = 0 ] || note="$note, $nslow case(s) SLOW: over their budget"
 	[ "$status" = 0 ] || note="exit $status, $note; log: $logf"
 	[ "$ok" = 1 ] || [ "$status" != 0 ] || note="$note; log: $logf"
 	[ "$status" = 0 ] || [ "$f" != 0 ] || f=1

@@ -220,7 +220,20 @@ def code_bytes(pid, path, symbol):
 
 
 class CountingResult(unittest.TextTestResult):
-    pass
+    """Prints how long each test took and when it ended (set-ups fall between), so a slow step
+    shows where it is."""
+    started = time.monotonic()
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        now = time.monotonic()
+        self.stream.writeln("    (%s: %.1fs, %.1fs into the run)" % (
+            test.id().rsplit(".", 1)[-1], now - self._t0, now - self.started))
+        self.stream.flush()
 
 
 def main(module_name):
