@@ -13,8 +13,22 @@ TOKEN=${METRICS_AUTH_TOKEN:-demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d 
 
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (BPF and network namespaces)" >&2; exit 1; }
 
+# Ctrl-C goes to the terminal's foreground process group. Under `make demo` that group holds make,
+# which dies of the SIGINT (make: *** Error 130) whatever the demo does. So on a terminal the demo
+# runs as a job of its own that takes the terminal (job control, `fg`): Ctrl-C reaches only the
+# demo, which cleans up and exits 0, and so does make.
+if [ -t 0 ] && [ -z "${DEMO_FOREGROUND_JOB:-}" ]; then
+	set -m
+	DEMO_FOREGROUND_JOB=1 "$0" "$@" &
+	fg %1 >/dev/null
+	exit $?
+fi
+
 pids=()
+# cleanup [STATUS]: Ctrl-C and SIGTERM are the way to stop the demo (status 0); on any other exit
+# the status it had is kept, so a failed start still fails.
 cleanup() {
+	local rc=${1:-$?}
 	trap - INT TERM EXIT
 	echo
 	echo "demo: stopping"
@@ -22,8 +36,10 @@ cleanup() {
 	wait 2>/dev/null || true
 	scripts/demo-env.sh down >/dev/null 2>&1 || true
 	echo "demo: everything removed"
+	exit "$rc"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup 0' INT TERM
+trap cleanup EXIT
 
 scripts/demo-env.sh up
 app_pid=$(cat "$RUN/app.pid")

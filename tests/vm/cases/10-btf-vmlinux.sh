@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The kernel exposes its BTF, which CO-RE relocation needs.
+# budget: 20 (provisional)
 set -eu
 f=/sys/kernel/btf/vmlinux
 [ -s "$f" ] || { echo "$f missing or empty on $(uname -r)"; exit 1; }

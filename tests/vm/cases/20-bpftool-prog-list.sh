@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The bpf() syscall answers: bpftool can enumerate programs and maps.
+# budget: 20 (provisional)
 set -eu
 command -v bpftool >/dev/null || { echo "bpftool not installed"; exit 77; }
 bpftool prog list >/dev/null

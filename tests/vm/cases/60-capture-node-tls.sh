@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bizprobe captures OpenSSL inside node, TLS server and client over keep-alive on this kernel.
+# budget: 90 (provisional)
 set -eu
 [ -x build/bizprobe ] || { echo "build/bizprobe not built (make all)"; exit 1; }
 cd tests/integration
