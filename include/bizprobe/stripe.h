@@ -80,8 +80,4 @@ void stripe_endpoint_template(const char *path, char *out, size_t size);
  * (JPY, KRW, ...) unchanged, three-decimal ones (KWD, ...) / 1000, others / 100. */
 double stripe_amount_to_major(int64_t minor, const char *currency);
 
-/* Looks up key (e.g. "metadata[fan_id]") in an application/x-www-form-urlencoded body and
- * writes its decoded value. Returns the decoded length, or -ENOENT, or -ENOSPC. */
-int stripe_form_get(const char *body, size_t len, const char *key, char *out, size_t size);
-
 #endif

@@ -16,7 +16,7 @@
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
-#include "json_view.h"
+#include "bizprobe/json_view.h"
 
 struct json_doc {
 	jsmntok_t *tok;

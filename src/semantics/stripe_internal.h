@@ -9,7 +9,8 @@
 
 #include "bizprobe/metrics.h"
 #include "bizprobe/stripe.h"
-#include "json_view.h"
+#include "bizprobe/form.h"
+#include "bizprobe/json_view.h"
 
 /*
  * Bounded map from string ids to fixed-size values, least recently used evicted first.
@@ -94,8 +95,6 @@ struct stripe_semantics {
 	struct stripe_stats stats;
 };
 
-/* Value of one hex digit, or -1. */
-int stripe_hexval(char c);
 
 /* Members of a JSON object by type: NULL / false / absent when missing or of another type. */
 const char *stripe_json_str(struct json_val o, const char *key);

@@ -418,7 +418,7 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 
 		req_cur[0] = '\0';
 		if (!ex->req.body_truncated && ex->req.body)
-			stripe_form_get((const char *)ex->req.body, ex->req.body_len, "currency",
+			form_urlencoded_get((const char *)ex->req.body, ex->req.body_len, "currency",
 					req_cur, sizeof(req_cur));
 		stripe_payment_error_seen(s, stripe_json_obj(json_doc_root(body), "error"), idem,
 					  req_cur[0] ? req_cur : NULL);

@@ -86,8 +86,8 @@ int webhook_verify_signature(const char *header, const uint8_t *body, size_t bod
 				bool ok = true;
 
 				for (size_t i = 0; i < WEBHOOK_SIG_LEN && ok; i++) {
-					int hi = stripe_hexval(v[2 * i]),
-					    lo = stripe_hexval(v[2 * i + 1]);
+					int hi = form_hexval(v[2 * i]),
+					    lo = form_hexval(v[2 * i + 1]);
 
 					ok = hi >= 0 && lo >= 0;
 					sigs[n_sigs][i] = (uint8_t)(hi * 16 + lo);

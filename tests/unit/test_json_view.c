@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../src/semantics/json_view.h"
+#include "bizprobe/json_view.h"
 
 static struct json_doc *parse(const char *text)
 {

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "bizprobe/form.h"
 #include "bizprobe/stripe.h"
 #include "stripe_test_util.h"
 
@@ -592,22 +593,22 @@ static void test_form_get(void **state)
 				  "items[0][price]=price_1Abc&description=hello+world&empty=&flag";
 	char out[32];
 
-	assert_int_equal(stripe_form_get(body, strlen(body), "amount", out, sizeof(out)), 4);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "amount", out, sizeof(out)), 4);
 	assert_string_equal(out, "2500");
-	assert_int_equal(stripe_form_get(body, strlen(body), "metadata[fan_id]", out, sizeof(out)),
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "metadata[fan_id]", out, sizeof(out)),
 			 6);
 	assert_string_equal(out, "fan 42");
-	assert_int_equal(stripe_form_get(body, strlen(body), "items[0][price]", out, sizeof(out)),
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "items[0][price]", out, sizeof(out)),
 			 10);
 	assert_string_equal(out, "price_1Abc");
-	assert_int_equal(stripe_form_get(body, strlen(body), "description", out, sizeof(out)), 11);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "description", out, sizeof(out)), 11);
 	assert_string_equal(out, "hello world");
-	assert_int_equal(stripe_form_get(body, strlen(body), "empty", out, sizeof(out)), 0);
-	assert_int_equal(stripe_form_get(body, strlen(body), "flag", out, sizeof(out)), 0);
-	assert_int_equal(stripe_form_get(body, strlen(body), "missing", out, sizeof(out)), -ENOENT);
-	assert_int_equal(stripe_form_get(body, strlen(body), "metadata[fan_id]", out, 4), -ENOSPC);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "empty", out, sizeof(out)), 0);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "flag", out, sizeof(out)), 0);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "missing", out, sizeof(out)), -ENOENT);
+	assert_int_equal(form_urlencoded_get(body, strlen(body), "metadata[fan_id]", out, 4), -ENOSPC);
 	/* Only the first 10 bytes are the body: the key after them is not seen. */
-	assert_int_equal(stripe_form_get(body, 10, "currency", out, sizeof(out)), -ENOENT);
+	assert_int_equal(form_urlencoded_get(body, 10, "currency", out, sizeof(out)), -ENOENT);
 }
 
 static void test_bad_config(void **state)
