@@ -33,6 +33,7 @@
 
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
+#include "bizprobe/business_event.h"
 #include "bizprobe/stripe.h"
 #include "../tests/unit/stripe_sign.h"
 
@@ -561,12 +562,14 @@ static double run_once(const struct workload *w)
 	struct metrics_registry *reg = metrics_registry_new();
 	struct run_ctx r = {.mono_to_wall_ns = (int64_t)WALL0 * 1000000000ll - (int64_t)START_NS};
 	struct http_tracker *ht;
+	struct business_metrics *bm = reg ? business_metrics_new(reg, NULL) : NULL;
+	struct biz_event_sink sink = {business_metrics_on_event, bm};
 	double t0, t1;
 	bool ok;
 
-	if (!reg)
+	if (!bm)
 		die("out of memory");
-	r.stripe = stripe_semantics_new(reg, &scfg);
+	r.stripe = stripe_semantics_new(&sink, &scfg);
 	ht = http_tracker_new(NULL, on_exchange, &r);
 	if (!r.stripe || !ht)
 		die("out of memory");
@@ -576,6 +579,7 @@ static double run_once(const struct workload *w)
 	ok = verify(w, ht, reg, &r);
 	http_tracker_free(ht);
 	stripe_semantics_free(r.stripe);
+	business_metrics_free(bm);
 	metrics_registry_free(reg);
 	return ok ? (t1 - t0) / (double)w->exchanges : -1;
 }

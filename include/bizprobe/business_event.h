@@ -25,18 +25,21 @@ enum biz_event_kind {
 	/* A payment attempt reached its status. labels: status, currency, code, decline_code (the
 	 * last two "" unless failed); value: amount in major units (succeeded only). */
 	BIZ_PAYMENT_ATTEMPT = 1,
-	/* labels: currency; value: its monthly amount in major units (0 when unknown). */
-	BIZ_SUBSCRIPTION_CREATED,
-	BIZ_SUBSCRIPTION_CANCELED, /* labels: currency; value: monthly amount lost */
+	BIZ_SUBSCRIPTION_CREATED,  /* labels: currency */
+	BIZ_SUBSCRIPTION_CANCELED, /* labels: currency */
 	/* The MRR of one currency changed. labels: currency; value: the new total. Not a business
 	 * event of its own (not in business_events_total): it follows the ones above. */
 	BIZ_MRR,
+	/* A succeeded payment whose attempt was already counted with its pending status (its
+	 * timeout passed): the money still arrived. labels: currency; value: amount. Not a
+	 * business event of its own. */
+	BIZ_PAYMENT_LATE_SUCCESS,
 	BIZ_REFUND,  /* labels: currency; value: amount in major units */
 	BIZ_DISPUTE, /* no labels */
 	/* Technical observations, not in business_events_total: */
 	BIZ_WEBHOOK_DELIVERY,	 /* labels: type, outcome */
 	BIZ_STRIPE_API_REQUEST,	 /* labels: endpoint, method, code; value: duration in seconds */
-	BIZ_STRIPE_TRUNCATED,	 /* labels: kind ("api" or "webhook") */
+	BIZ_STRIPE_TRUNCATED,	 /* labels: source ("api" or "webhook") */
 	/* An event of a user rule (src/rules/): name is the rule's event name and metric, when
 	 * not NULL, the family its rule declared, whose labels the event's labels are. */
 	BIZ_RULE_EVENT,

@@ -8,6 +8,7 @@
 #ifndef BIZPROBE_METRICS_H
 #define BIZPROBE_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -40,6 +41,9 @@ struct metrics_family_opts {
 	/* Distinct label-value sets kept, the overflow series included: once max_series - 1 sets
 	 * exist, new sets are all folded into one series whose every label is "other". */
 	unsigned max_series;
+	/* A counter whose name is a contract (the guide queries it as it is) need not end in
+	 * _total. */
+	bool fixed_name;
 };
 
 /* Returns NULL on allocation failure. */
@@ -52,6 +56,8 @@ int metrics_family_register(struct metrics_registry *reg, const struct metrics_f
 			    struct metrics_family **out);
 /* NULL when no family has that name. */
 struct metrics_family *metrics_registry_find(struct metrics_registry *reg, const char *name);
+/* The family has this name, type, label names and buckets (help and max_series aside). */
+bool metrics_family_matches(const struct metrics_family *f, const struct metrics_family_opts *o);
 
 /* label_values has one entry per label name (NULL is read as ""). Values are copied.
  * Returns 0, -EINVAL (negative counter increment, wrong type, NaN), -ENOMEM. */

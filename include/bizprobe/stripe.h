@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Stripe semantics (src/semantics/): turns HTTP exchanges with api.stripe.com (outbound) and
- * Stripe webhook deliveries (inbound) into business metrics, each business event counted once
- * however many ways it is observed.
+ * Stripe webhook deliveries (inbound) into business events (bizprobe/business_event.h), each
+ * business fact emitted once however many ways it is observed.
  */
 #ifndef BIZPROBE_STRIPE_H
 #define BIZPROBE_STRIPE_H
@@ -13,10 +13,10 @@
 #include <time.h>
 
 #include "bizprobe/http_exchange.h"
-#include "bizprobe/metrics.h"
+#include "bizprobe/business_event.h"
+#include "bizprobe/identity.h"
 
 struct stripe_config {
-	const char *namespace;		/* metric name prefix; NULL: "direct_fan" */
 	const char *const *extra_hosts; /* besides api.stripe.com, compared without port */
 	unsigned n_extra_hosts;
 	const char *webhook_secret;   /* whsec_...; NULL: signatures are not verified */
@@ -27,15 +27,20 @@ struct stripe_config {
 	unsigned processing_timeout_s; /* 0: 3 days */
 	unsigned max_tracked;	    /* ids remembered per kind (events, charges, ...); 0: 65536 */
 	unsigned max_subscriptions; /* subscriptions whose MRR is tracked; 0: 262144 */
-	unsigned max_label_values;  /* series per labelled family; 0: 256 */
+	/* Who a payment or subscription is about: the first of these metadata keys that is set
+	 * (NULL: fan_id, user_id, userId), pseudonymized. NULL pseudonymizer: events carry no user
+	 * (ENABLE_USER_TRACKING=false). */
+	const struct pseudonymizer *pseudonymizer;
+	const char *const *user_keys;
+	unsigned n_user_keys;
 };
 
-/* Not thread-safe: feed it from one thread (the main loop). The registry it writes to is. */
+/* Not thread-safe: feed it from one thread (the main loop). */
 struct stripe_semantics;
 
-/* Registers the metric families in reg (which must outlive s). cfg may be NULL for defaults.
- * Returns NULL on invalid configuration or allocation failure (errno set). */
-struct stripe_semantics *stripe_semantics_new(struct metrics_registry *reg,
+/* Events go to sink (copied; its ctx must outlive s). cfg may be NULL for defaults. Returns NULL
+ * on invalid configuration or allocation failure (errno set). */
+struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 					      const struct stripe_config *cfg);
 void stripe_semantics_free(struct stripe_semantics *s);
 

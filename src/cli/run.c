@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
-/* `bizprobe run`: business metrics from the traced processes' Stripe traffic, served to
- * Prometheus until SIGINT/SIGTERM. */
+/* `bizprobe run`: business metrics from the traced processes' traffic, served to Prometheus until
+ * SIGINT/SIGTERM. Exchanges go to the semantics (Stripe), whose business events go to the
+ * metrics stage. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bizprobe/business_event.h"
 #include "bizprobe/metrics.h"
 #include "bizprobe/metrics_server.h"
 #include "bizprobe/self_metrics.h"
@@ -17,19 +19,49 @@
 #define DEFAULT_LISTEN "127.0.0.1:9464"
 #define SECRET_MAX 256
 
+/* Seconds one exchange spends in the semantics stage: well under a millisecond normally. */
+static const double processing_buckets[] = {1e-6,   2.5e-6, 5e-6,  1e-5, 2.5e-5, 5e-5,
+					    1e-4,   2.5e-4, 5e-4,  1e-3, 1e-2,   1e-1};
+
 struct run_ctx {
 	struct metrics_registry *reg;
-	struct stripe_semantics *stripe; /* NULL when ENABLE_BUSINESS_METRICS=false */
+	/* Both NULL when ENABLE_BUSINESS_METRICS=false. */
+	struct stripe_semantics *stripe;
+	struct business_metrics *bm;
 	struct self_metrics *self;
+	struct metrics_family *collection_ms; /* the guide's name, a counter of milliseconds */
+	struct metrics_family *processing_s;  /* per exchange */
 	bool trace_lines;
 };
+
+/* Every business event goes to each consumer: the metrics stage (later the state too). */
+static void on_event(const struct business_event *ev, void *ctx)
+{
+	struct run_ctx *r = ctx;
+
+	business_metrics_on_event(ev, r->bm);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
 
 static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *ctx)
 {
 	struct run_ctx *r = ctx;
 
-	if (r->stripe)
+	if (r->stripe) {
+		int64_t t0 = mono_ns(), dt;
+
 		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
+		dt = mono_ns() - t0;
+		metrics_add(r->collection_ms, NULL, (double)dt / 1e6);
+		metrics_observe(r->processing_s, NULL, (double)dt / 1e9);
+	}
 	if (r->trace_lines) {
 		char line[8192];
 
@@ -81,6 +113,32 @@ static int load_secret(const char *file, char *out, size_t cap)
 	return 0;
 }
 
+/* The semantics stage's own cost: the guide's collection counter, and a histogram per exchange. */
+static int register_pipeline_families(struct run_ctx *r, const char *ns)
+{
+	char name[256];
+	struct metrics_family_opts ms = {
+	    .name = name,
+	    .help = "Milliseconds spent turning exchanges into business events (a counter: "
+		    "rate() of it is the share of a core spent).",
+	    .type = METRICS_COUNTER,
+	    .fixed_name = true,
+	};
+	struct metrics_family_opts hist = {
+	    .name = "bizprobe_exchange_processing_seconds",
+	    .help = "Time one exchange spends in the semantics stage.",
+	    .type = METRICS_HISTOGRAM,
+	    .buckets = processing_buckets,
+	    .n_buckets = sizeof(processing_buckets) / sizeof(processing_buckets[0]),
+	};
+
+	if (snprintf(name, sizeof(name), "%s_platform_metrics_collection_duration_ms", ns) >=
+	    (int)sizeof(name))
+		return -EINVAL;
+	return metrics_family_register(r->reg, &ms, &r->collection_ms) ?:
+	       metrics_family_register(r->reg, &hist, &r->processing_s);
+}
+
 static bool env_false(const char *name)
 {
 	const char *v = getenv(name);
@@ -114,8 +172,11 @@ int cmd_run(int argc, char **argv)
 		goto cleanup;
 	}
 	if (!env_false("ENABLE_BUSINESS_METRICS")) {
-		struct stripe_config scfg = {
+		struct business_metrics_config bcfg = {
 			.namespace = o.namespace_ ? o.namespace_ : "direct_fan",
+		};
+		struct biz_event_sink sink = {on_event, &r};
+		struct stripe_config scfg = {
 			.extra_hosts = o.stripe_hosts,
 			.n_extra_hosts = (unsigned)o.n_stripe_hosts,
 			.webhook_secret = secret[0] ? secret : NULL,
@@ -123,9 +184,14 @@ int cmd_run(int argc, char **argv)
 			.processing_timeout_s = o.processing_timeout_s,
 		};
 
-		r.stripe = stripe_semantics_new(r.reg, &scfg);
-		if (!r.stripe) {
+		r.bm = business_metrics_new(r.reg, &bcfg);
+		if (!r.bm || register_pipeline_families(&r, bcfg.namespace)) {
 			fprintf(stderr, "bizprobe run: bad --namespace or out of memory\n");
+			goto cleanup;
+		}
+		r.stripe = stripe_semantics_new(&sink, &scfg);
+		if (!r.stripe) {
+			fprintf(stderr, "bizprobe run: out of memory\n");
 			goto cleanup;
 		}
 		if (!secret[0])
@@ -154,6 +220,7 @@ int cmd_run(int argc, char **argv)
 cleanup:
 	metrics_server_stop(srv);
 	stripe_semantics_free(r.stripe);
+	business_metrics_free(r.bm);
 	self_metrics_free(r.self);
 	metrics_registry_free(r.reg);
 	explicit_bzero(secret, sizeof(secret));

@@ -141,8 +141,9 @@ static int validate_opts(const struct metrics_family_opts *o)
 		return -EINVAL;
 	if (o->n_labels && !o->label_names)
 		return -EINVAL;
-	/* The exposition format requires it, and it keeps rate() queries honest. */
-	if (o->type == METRICS_COUNTER && !has_suffix(o->name, "_total"))
+	/* The convention keeps rate() queries honest; only a name fixed by the guide's queries
+	 * (direct_fan_platform_metrics_collection_duration_ms) may break it. */
+	if (o->type == METRICS_COUNTER && !has_suffix(o->name, "_total") && !o->fixed_name)
 		return -EINVAL;
 	if (o->type != METRICS_COUNTER && o->type != METRICS_GAUGE && o->type != METRICS_HISTOGRAM)
 		return -EINVAL;
@@ -188,6 +189,27 @@ struct metrics_family *metrics_registry_find(struct metrics_registry *reg, const
 	f = family_find_locked(reg, name);
 	pthread_mutex_unlock(&reg->lock);
 	return f;
+}
+
+bool metrics_family_matches(const struct metrics_family *f, const struct metrics_family_opts *o)
+{
+	/* Name, type and labels are immutable once registered: no lock needed. */
+	if (!f || !o || strcmp(f->name, o->name) || f->info.type != o->type ||
+	    f->info.n_labels != o->n_labels)
+		return false;
+	for (unsigned i = 0; i < o->n_labels; i++) {
+		if (strcmp(f->label_names[i], o->label_names[i]))
+			return false;
+	}
+	if (o->type != METRICS_HISTOGRAM)
+		return true;
+	if (f->info.n_buckets != o->n_buckets)
+		return false;
+	for (unsigned i = 0; i < o->n_buckets; i++) {
+		if (f->buckets[i] != o->buckets[i])
+			return false;
+	}
+	return true;
 }
 
 static int series_create_locked(struct metrics_family *f, const char *const *values, uint64_t hash,

@@ -59,8 +59,7 @@ struct stripe_mrr_total {
 };
 
 struct stripe_semantics {
-	struct metrics_registry *reg;
-	char *ns;
+	struct biz_event_sink sink;
 	char **hosts;
 	unsigned n_hosts;
 	char *webhook_secret;
@@ -69,20 +68,9 @@ struct stripe_semantics {
 	unsigned processing_timeout_s;
 	time_t last_sweep;
 	time_t now; /* wall_now of the exchange being handled */
-
-	struct metrics_family *attempts;
-	struct metrics_family *amounts;
-	struct metrics_family *failures;
-	struct metrics_family *subs_created;
-	struct metrics_family *subs_canceled;
-	struct metrics_family *mrr;
-	struct metrics_family *refunds;
-	struct metrics_family *refund_amount;
-	struct metrics_family *disputes;
-	struct metrics_family *webhooks;
-	struct metrics_family *api_requests;
-	struct metrics_family *api_duration;
-	struct metrics_family *truncated;
+	const struct pseudonymizer *pseudonymizer;
+	char **user_keys;
+	unsigned n_user_keys;
 
 	struct stripe_lru *events;	  /* evt_ ids processed */
 	struct stripe_lru *attempts_seen; /* attempt keys counted */
@@ -103,6 +91,16 @@ struct json_val stripe_json_obj(struct json_val o, const char *key);
 struct json_val stripe_json_array(struct json_val o, const char *key);
 /* The id of a field that is either an id string or an expanded object with "id". */
 const char *stripe_json_ref(struct json_val o, const char *key);
+
+/* Emits one event of the semantics' own kinds (labels in the order business_event.h gives for
+ * kind); user is a pseudonym or NULL. */
+void stripe_emit(struct stripe_semantics *s, enum biz_event_kind kind, const char *name,
+		 const char *const *values, unsigned n_values, bool has_value, double value,
+		 const char *user);
+/* The pseudonym of the user a Stripe object's metadata names (the first configured key that is
+ * a non-empty string) into out; false when none (or tracking is off). */
+bool stripe_object_user(const struct stripe_semantics *s, struct json_val obj,
+			char out[PSEUDONYM_LEN]);
 
 /* Upper-case ISO code in out[4], or "other" when cur is not three ASCII letters. */
 void stripe_currency_label(const char *cur, char *out, size_t size);

@@ -28,7 +28,8 @@
  *    they may resolve one that is pending.
  * 6. Once a PaymentIntent has succeeded or been canceled, later pending sightings of it (late or
  *    out-of-order webhooks) are ignored.
- * <ns>_payment_failures_total counts exactly the attempts counted as failed.
+ * Each counted attempt is one BIZ_PAYMENT_ATTEMPT event; the metrics stage turns it into
+ * <ns>_payment_attempts_total, and <ns>_payment_failures_total for exactly the failed ones.
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,20 +62,38 @@ static const char *status_label(enum stripe_attempt_status st)
 	}
 }
 
-static void count_attempt(struct stripe_semantics *s, enum stripe_attempt_status st,
-			  const char *currency_label, const char *code, const char *decline)
+/* business_events_total's name for an attempt that ended with st. */
+static const char *event_name(enum stripe_attempt_status st)
 {
-	const char *labels[] = {status_label(st), currency_label};
+	switch (st) {
+	case STRIPE_ATTEMPT_SUCCEEDED:
+		return "payment_succeeded";
+	case STRIPE_ATTEMPT_FAILED:
+		return "payment_failed";
+	case STRIPE_ATTEMPT_REQUIRES_ACTION:
+		return "payment_requires_action";
+	case STRIPE_ATTEMPT_PROCESSING:
+		return "payment_processing";
+	case STRIPE_ATTEMPT_CANCELED:
+		return "payment_canceled";
+	default:
+		return "payment_other";
+	}
+}
 
-	metrics_inc(s->attempts, labels);
+/* One attempt, counted: amount is in major units, has_amount only for a success. */
+static void count_attempt(struct stripe_semantics *s, enum stripe_attempt_status st,
+			  const char *currency_label, const char *code, const char *decline,
+			  bool has_amount, double amount, const char *user)
+{
+	char c[64] = "", d[64] = "";
+	const char *labels[] = {status_label(st), currency_label, c, d};
+
 	if (st == STRIPE_ATTEMPT_FAILED) {
-		char c[64], d[64];
-		const char *fl[] = {c, d};
-
 		stripe_code_label(code, "none", c, sizeof(c));
 		stripe_code_label(decline, "none", d, sizeof(d));
-		metrics_inc(s->failures, fl);
 	}
+	stripe_emit(s, BIZ_PAYMENT_ATTEMPT, event_name(st), labels, 4, has_amount, amount, user);
 }
 
 struct observation {
@@ -87,6 +106,7 @@ struct observation {
 	const char *code;
 	const char *decline_code;
 	const char *fallback_key; /* used when neither charge nor pi_id is known */
+	const char *user;	  /* pseudonym from the PaymentIntent's metadata, or NULL */
 };
 
 static bool is_pending(enum stripe_attempt_status st)
@@ -133,7 +153,8 @@ static void observe_terminal(struct stripe_semantics *s, const struct observatio
 {
 	struct stripe_intent *rec = o->pi_id ? stripe_lru_get(s->intents, o->pi_id) : NULL;
 	char key[320], cur[8];
-	bool late = false;
+	bool late = false, paid;
+	double amount;
 
 	if (src == STRIPE_SRC_API_READ && !(rec && rec->pending))
 		return;
@@ -164,12 +185,15 @@ static void observe_terminal(struct stripe_semantics *s, const struct observatio
 			rec->final = true;
 	}
 	stripe_currency_label(o->currency, cur, sizeof(cur));
-	if (!late)
-		count_attempt(s, o->status, cur, o->code, o->decline_code);
-	if (o->status == STRIPE_ATTEMPT_SUCCEEDED && o->has_amount && o->amount >= 0) {
+	paid = o->status == STRIPE_ATTEMPT_SUCCEEDED && o->has_amount && o->amount >= 0;
+	amount = paid ? stripe_amount_to_major(o->amount, o->currency) : 0;
+	if (!late) {
+		count_attempt(s, o->status, cur, o->code, o->decline_code, paid, amount, o->user);
+	} else if (paid) {
 		const char *labels[] = {cur};
 
-		metrics_observe(s->amounts, labels, stripe_amount_to_major(o->amount, o->currency));
+		/* The attempt counted with its pending status; the money still arrived. */
+		stripe_emit(s, BIZ_PAYMENT_LATE_SUCCESS, NULL, labels, 1, true, amount, o->user);
 	}
 }
 
@@ -194,9 +218,12 @@ void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_val pi,
 	    .currency = stripe_json_str(pi, "currency"),
 	};
 	int64_t received = 0;
+	char user[PSEUDONYM_LEN];
 
 	if (!status || !o.pi_id)
 		return;
+	if (stripe_object_user(s, pi, user))
+		o.user = user;
 	if (!strcmp(status, "succeeded"))
 		o.status = STRIPE_ATTEMPT_SUCCEEDED;
 	else if (!strcmp(status, "canceled"))
@@ -244,9 +271,13 @@ void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 	    .fallback_key = idempotency_key,
 	};
 
+	char user[PSEUDONYM_LEN];
+
 	/* Only a declined card is a failed payment; a 402 for other reasons is not an attempt. */
 	if (!type || strcmp(type, "card_error"))
 		return;
+	if (stripe_object_user(s, pi, user))
+		o.user = user;
 	if (!o.charge)
 		o.charge = stripe_json_ref(pi, "latest_charge");
 	if (!o.currency)
@@ -256,7 +287,8 @@ void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 
 static void flush_one(struct stripe_semantics *s, struct stripe_intent *rec)
 {
-	count_attempt(s, (enum stripe_attempt_status)rec->pending, rec->currency, NULL, NULL);
+	count_attempt(s, (enum stripe_attempt_status)rec->pending, rec->currency, NULL, NULL, false,
+		      0, NULL);
 	rec->pending = STRIPE_ATTEMPT_NONE;
 	rec->flushed = true;
 	s->stats.pending--;

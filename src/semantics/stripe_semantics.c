@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Stripe semantics: metric families, outbound API exchanges, object dispatch, refunds and
- * disputes. Payments live in stripe_payments.c, subscriptions in stripe_subscriptions.c,
+ * Stripe semantics: outbound API exchanges, object dispatch, refunds and disputes. Payments live in stripe_payments.c, subscriptions in stripe_subscriptions.c,
  * webhooks in webhook.c.
  *
- * Labels never carry ids, e-mails, keys or card data: only status words, ISO currencies,
+ * Event labels never carry ids, e-mails, keys or card data: only status words, ISO currencies,
  * Stripe error codes (charset- and length-checked), event types from a fixed list, templated
- * endpoints and HTTP methods/codes, each family capped by max_label_values.
+ * endpoints and HTTP methods/codes. Users are pseudonyms.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,174 +17,18 @@
 
 #define STRIPE_DEFAULT_HOST "api.stripe.com"
 
-static const double amount_buckets[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
-static const double duration_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+static const char *const default_user_keys[] = {"fan_id", "user_id", "userId"};
 
-struct family_def {
-	const char *suffix;
-	const char *help;
-	enum metrics_type type;
-	const char *labels[3];
-	unsigned n_labels;
-	const double *buckets;
-	unsigned n_buckets;
-	size_t off;
-	bool raw_name; /* not prefixed by the namespace */
-};
-
-#define OFF(field) offsetof(struct stripe_semantics, field)
-
-static const struct family_def family_defs[] = {
-    {"payment_attempts_total",
-     "Payment attempts by final status, each attempt counted once.",
-     METRICS_COUNTER,
-     {"status", "currency"},
-     2,
-     NULL,
-     0,
-     OFF(attempts),
-     false},
-    {"payment_amounts",
-     "Succeeded payment amounts in major currency units.",
-     METRICS_HISTOGRAM,
-     {"currency"},
-     1,
-     amount_buckets,
-     sizeof(amount_buckets) / sizeof(double),
-     OFF(amounts),
-     false},
-    {"payment_failures_total",
-     "Failed payment attempts by Stripe error and decline code.",
-     METRICS_COUNTER,
-     {"code", "decline_code"},
-     2,
-     NULL,
-     0,
-     OFF(failures),
-     false},
-    {"subscriptions_created_total",
-     "Subscriptions created.",
-     METRICS_COUNTER,
-     {0},
-     0,
-     NULL,
-     0,
-     OFF(subs_created),
-     false},
-    {"subscriptions_canceled_total",
-     "Subscriptions canceled.",
-     METRICS_COUNTER,
-     {0},
-     0,
-     NULL,
-     0,
-     OFF(subs_canceled),
-     false},
-    {"subscription_revenue",
-     "Monthly recurring revenue of active and past_due subscriptions seen, major units.",
-     METRICS_GAUGE,
-     {"currency"},
-     1,
-     NULL,
-     0,
-     OFF(mrr),
-     false},
-    {"refunds_total",
-     "Succeeded refunds.",
-     METRICS_COUNTER,
-     {"currency"},
-     1,
-     NULL,
-     0,
-     OFF(refunds),
-     false},
-    {"refund_amount_total",
-     "Refunded amount in major currency units.",
-     METRICS_COUNTER,
-     {"currency"},
-     1,
-     NULL,
-     0,
-     OFF(refund_amount),
-     false},
-    {"disputes_total", "Disputes opened.", METRICS_COUNTER, {0}, 0, NULL, 0, OFF(disputes), false},
-    {"webhook_events_total",
-     "Stripe webhook deliveries the app accepted, by event type and outcome.",
-     METRICS_COUNTER,
-     {"type", "outcome"},
-     2,
-     NULL,
-     0,
-     OFF(webhooks),
-     false},
-    {"stripe_api_requests_total",
-     "Stripe API requests by endpoint, method and status code.",
-     METRICS_COUNTER,
-     {"endpoint", "method", "code"},
-     3,
-     NULL,
-     0,
-     OFF(api_requests),
-     false},
-    {"stripe_api_request_duration_seconds",
-     "Stripe API request duration.",
-     METRICS_HISTOGRAM,
-     {"endpoint"},
-     1,
-     duration_buckets,
-     sizeof(duration_buckets) / sizeof(double),
-     OFF(api_duration),
-     false},
-    {"bizprobe_stripe_truncated_exchanges_total",
-     "Stripe exchanges whose body was truncated and not interpreted.",
-     METRICS_COUNTER,
-     {"source"},
-     1,
-     NULL,
-     0,
-     OFF(truncated),
-     true},
-};
-
-static int register_families(struct stripe_semantics *s, unsigned max_series)
-{
-	for (size_t i = 0; i < sizeof(family_defs) / sizeof(family_defs[0]); i++) {
-		const struct family_def *d = &family_defs[i];
-		char name[256];
-		struct metrics_family_opts o = {
-		    .name = name,
-		    .help = d->help,
-		    .type = d->type,
-		    .label_names = d->labels,
-		    .n_labels = d->n_labels,
-		    .buckets = d->buckets,
-		    .n_buckets = d->n_buckets,
-		    .max_series = max_series,
-		};
-		int err;
-
-		if (d->raw_name)
-			snprintf(name, sizeof(name), "%s", d->suffix);
-		else if (snprintf(name, sizeof(name), "%s_%s", s->ns, d->suffix) >=
-			 (int)sizeof(name))
-			return -EINVAL;
-		err = metrics_family_register(s->reg, &o,
-					      (struct metrics_family **)((char *)s + d->off));
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-struct stripe_semantics *stripe_semantics_new(struct metrics_registry *reg,
+struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 					      const struct stripe_config *cfg)
 {
 	static const struct stripe_config defaults = {0};
+	const char *const *user_keys;
 	struct stripe_semantics *s;
 	unsigned tracked, max_subs;
 	int err = -ENOMEM;
 
-	if (!reg) {
+	if (!sink || !sink->fn) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -194,11 +37,20 @@ struct stripe_semantics *stripe_semantics_new(struct metrics_registry *reg,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->reg = reg;
-	s->ns = strdup(cfg->namespace ? cfg->namespace : "direct_fan");
+	s->sink = *sink;
+	s->pseudonymizer = cfg->pseudonymizer;
+	user_keys = cfg->user_keys ? cfg->user_keys : default_user_keys;
+	s->n_user_keys = cfg->user_keys ? cfg->n_user_keys
+					: sizeof(default_user_keys) / sizeof(default_user_keys[0]);
+	s->user_keys = calloc(s->n_user_keys + 1, sizeof(char *));
 	s->hosts = calloc(cfg->n_extra_hosts + 1, sizeof(char *));
-	if (!s->ns || !s->hosts)
+	if (!s->hosts || !s->user_keys)
 		goto fail;
+	for (unsigned i = 0; i < s->n_user_keys; i++) {
+		s->user_keys[i] = strdup(user_keys[i] ? user_keys[i] : "");
+		if (!s->user_keys[i])
+			goto fail;
+	}
 	s->hosts[s->n_hosts++] = strdup(STRIPE_DEFAULT_HOST);
 	for (unsigned i = 0; i < cfg->n_extra_hosts; i++)
 		s->hosts[s->n_hosts++] = strdup(cfg->extra_hosts[i] ? cfg->extra_hosts[i] : "");
@@ -227,9 +79,6 @@ struct stripe_semantics *stripe_semantics_new(struct metrics_registry *reg,
 	if (!s->events || !s->attempts_seen || !s->intents || !s->subs || !s->refunds_seen ||
 	    !s->disputes_seen)
 		goto fail;
-	err = register_families(s, cfg->max_label_values);
-	if (err)
-		goto fail;
 	return s;
 fail:
 	stripe_semantics_free(s);
@@ -241,7 +90,6 @@ void stripe_semantics_free(struct stripe_semantics *s)
 {
 	if (!s)
 		return;
-	/* The families belong to the registry; only our tables go. */
 	stripe_lru_free(s->events);
 	stripe_lru_free(s->attempts_seen);
 	stripe_lru_free(s->intents);
@@ -253,8 +101,12 @@ void stripe_semantics_free(struct stripe_semantics *s)
 			free(s->hosts[i]);
 	}
 	free(s->hosts);
+	if (s->user_keys) {
+		for (unsigned i = 0; i < s->n_user_keys; i++)
+			free(s->user_keys[i]);
+	}
+	free(s->user_keys);
 	free(s->webhook_secret);
-	free(s->ns);
 	free(s);
 }
 
@@ -263,7 +115,7 @@ void stripe_refund_seen(struct stripe_semantics *s, struct json_val refund)
 	const char *id = stripe_json_str(refund, "id");
 	const char *status = stripe_json_str(refund, "status");
 	const char *currency = stripe_json_str(refund, "currency");
-	char cur[8];
+	char cur[8], user[PSEUDONYM_LEN];
 	const char *labels[] = {cur};
 	int64_t amount;
 	bool created;
@@ -275,8 +127,9 @@ void stripe_refund_seen(struct stripe_semantics *s, struct json_val refund)
 	if (!stripe_lru_put(s->refunds_seen, id, &created) || !created)
 		return;
 	stripe_currency_label(currency, cur, sizeof(cur));
-	metrics_inc(s->refunds, labels);
-	metrics_add(s->refund_amount, labels, stripe_amount_to_major(amount, currency));
+	stripe_emit(s, BIZ_REFUND, "refund", labels, 1, true,
+		    stripe_amount_to_major(amount, currency),
+		    stripe_object_user(s, refund, user) ? user : NULL);
 }
 
 void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute)
@@ -286,7 +139,7 @@ void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute)
 
 	if (!id || !stripe_lru_put(s->disputes_seen, id, &created) || !created)
 		return;
-	metrics_inc(s->disputes, NULL);
+	stripe_emit(s, BIZ_DISPUTE, "dispute", NULL, 0, false, 0, NULL);
 }
 
 /* A charge.refunded event carries the refunds in charge.refunds.data (when the account's API
@@ -382,7 +235,6 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 	char endpoint[128], code[8], req_cur[8];
 	const char *method = method_label(ex->method);
 	const char *req_labels[] = {endpoint, method, code};
-	const char *dur_labels[] = {endpoint};
 	bool write = strcmp(method, "GET") != 0;
 	struct json_doc *body;
 
@@ -397,14 +249,14 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 	} else {
 		memcpy(code, "other", sizeof("other"));
 	}
-	metrics_inc(s->api_requests, req_labels);
-	metrics_observe(s->api_duration, dur_labels, (double)ex->duration_ns / 1e9);
+	stripe_emit(s, BIZ_STRIPE_API_REQUEST, NULL, req_labels, 3, true,
+		    (double)ex->duration_ns / 1e9, NULL);
 
 	if (ex->resp.body_truncated) {
 		const char *labels[] = {"api"};
 
 		s->stats.truncated++;
-		metrics_inc(s->truncated, labels);
+		stripe_emit(s, BIZ_STRIPE_TRUNCATED, NULL, labels, 1, false, 0, NULL);
 		return;
 	}
 	body = json_doc_parse(ex->resp.body, ex->resp.body_len);

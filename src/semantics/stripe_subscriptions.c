@@ -125,7 +125,7 @@ static void mrr_apply(struct stripe_semantics *s, const char *cur, double delta,
 		t->n = 0;
 		t->sum = 0;
 	}
-	metrics_set(s->mrr, labels, t->sum);
+	stripe_emit(s, BIZ_MRR, NULL, labels, 1, true, t->sum, NULL);
 }
 
 static void drop_contribution(struct stripe_semantics *s, struct stripe_sub *rec)
@@ -146,7 +146,9 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 	struct stripe_sub *rec;
 	bool fresh = false, paying, ok;
 	double minor;
-	char cur[8];
+	char cur[8], pseudonym[PSEUDONYM_LEN];
+	const char *labels[] = {cur};
+	const char *user;
 
 	if (!id || !status)
 		return;
@@ -167,8 +169,11 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 	}
 	if (rec->canceled)
 		return;
+	stripe_currency_label(stripe_json_str(sub, "currency"), cur, sizeof(cur));
+	user = stripe_object_user(s, sub, pseudonym) ? pseudonym : NULL;
 	if (created && !rec->created_counted) {
-		metrics_inc(s->subs_created, NULL);
+		stripe_emit(s, BIZ_SUBSCRIPTION_CREATED, "subscription_created", labels, 1, false, 0,
+			    user);
 		rec->created_counted = true;
 	}
 	if (deleted || !strcmp(status, "canceled") || !strcmp(status, "incomplete_expired")) {
@@ -177,14 +182,14 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 		/* incomplete_expired never started paying: not a cancellation. A read only
 		 * reports a cancellation of a subscription we knew. */
 		if (strcmp(status, "incomplete_expired") && (src != STRIPE_SRC_API_READ || !fresh))
-			metrics_inc(s->subs_canceled, NULL);
+			stripe_emit(s, BIZ_SUBSCRIPTION_CANCELED, "subscription_canceled", labels,
+				    1, false, 0, user);
 		return;
 	}
 	paying = !strcmp(status, "active") || !strcmp(status, "past_due");
 	minor = paying ? stripe_subscription_mrr_minor(sub, &ok) : 0;
 	if (paying && !ok)
 		return; /* items not in this body (truncated or not expanded): keep what we had */
-	stripe_currency_label(stripe_json_str(sub, "currency"), cur, sizeof(cur));
 	drop_contribution(s, rec);
 	if (paying) {
 		rec->mrr = minor / stripe_currency_divisor(cur);

@@ -292,3 +292,64 @@ const char *stripe_header(const struct http_message *m, const char *name)
 	}
 	return NULL;
 }
+
+/* Label names per event kind, in the order business_event.h documents. */
+static const char *const *label_names_of(enum biz_event_kind kind)
+{
+	static const char *const attempt[] = {"status", "currency", "code", "decline_code"};
+	static const char *const currency[] = {"currency"};
+	static const char *const webhook[] = {"type", "outcome"};
+	static const char *const api[] = {"endpoint", "method", "code"};
+	static const char *const truncated[] = {"source"};
+
+	switch (kind) {
+	case BIZ_PAYMENT_ATTEMPT:
+		return attempt;
+	case BIZ_WEBHOOK_DELIVERY:
+		return webhook;
+	case BIZ_STRIPE_API_REQUEST:
+		return api;
+	case BIZ_STRIPE_TRUNCATED:
+		return truncated;
+	default:
+		return currency;
+	}
+}
+
+void stripe_emit(struct stripe_semantics *s, enum biz_event_kind kind, const char *name,
+		 const char *const *values, unsigned n_values, bool has_value, double value,
+		 const char *user)
+{
+	const char *const *names = label_names_of(kind);
+	struct business_event ev = {
+	    .kind = kind,
+	    .name = name,
+	    .has_value = has_value,
+	    .value = value,
+	    .user = user,
+	    .wall_ns = (uint64_t)s->now * 1000000000ull,
+	};
+
+	for (unsigned i = 0; i < n_values && i < BIZ_EVENT_MAX_LABELS; i++)
+		ev.labels[ev.n_labels++] = (struct biz_label){names[i], values[i]};
+	biz_emit(&s->sink, &ev);
+}
+
+bool stripe_object_user(const struct stripe_semantics *s, struct json_val obj,
+			char out[PSEUDONYM_LEN])
+{
+	struct json_val meta;
+
+	if (!s->pseudonymizer)
+		return false;
+	meta = stripe_json_obj(obj, "metadata");
+	for (unsigned i = 0; i < s->n_user_keys; i++) {
+		const char *id = stripe_json_str(meta, s->user_keys[i]);
+
+		if (id && *id) {
+			pseudonymize(s->pseudonymizer, id, strlen(id), out);
+			return true;
+		}
+	}
+	return false;
+}

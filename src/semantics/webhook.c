@@ -121,7 +121,7 @@ static void count_event(struct stripe_semantics *s, const char *type, const char
 {
 	const char *labels[] = {stripe_event_type_label(type), outcome};
 
-	metrics_inc(s->webhooks, labels);
+	stripe_emit(s, BIZ_WEBHOOK_DELIVERY, NULL, labels, 2, false, 0, NULL);
 }
 
 void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
@@ -138,7 +138,7 @@ void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex)
 		const char *labels[] = {"webhook"};
 
 		s->stats.truncated++;
-		metrics_inc(s->truncated, labels);
+		stripe_emit(s, BIZ_STRIPE_TRUNCATED, NULL, labels, 1, false, 0, NULL);
 		count_event(s, NULL, "truncated");
 		return;
 	}

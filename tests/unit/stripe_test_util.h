@@ -15,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bizprobe/business_event.h"
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
+#include "bizprobe/stripe.h"
 #include "stripe_sign.h"
 
 #define T0	    ((time_t)1764300000) /* wall clock of the recorded traffic */
@@ -232,5 +234,32 @@ static inline double msum(struct metrics_registry *reg, const char *name, unsign
 }
 
 #define L(...) ((const char *const[]){__VA_ARGS__})
+
+/* Stripe semantics wired to the metrics stage, as `bizprobe run` wires them. */
+struct stripe_pipeline {
+	struct metrics_registry *reg;
+	struct business_metrics *bm;
+	struct stripe_semantics *s;
+};
+
+static inline int stripe_pipeline_init(struct stripe_pipeline *p,
+				       const struct business_metrics_config *bcfg,
+				       const struct stripe_config *cfg)
+{
+	struct biz_event_sink sink;
+
+	p->reg = metrics_registry_new();
+	p->bm = p->reg ? business_metrics_new(p->reg, bcfg) : NULL;
+	sink = (struct biz_event_sink){business_metrics_on_event, p->bm};
+	p->s = p->bm ? stripe_semantics_new(&sink, cfg) : NULL;
+	return p->s ? 0 : -1;
+}
+
+static inline void stripe_pipeline_fini(struct stripe_pipeline *p)
+{
+	stripe_semantics_free(p->s);
+	business_metrics_free(p->bm);
+	metrics_registry_free(p->reg);
+}
 
 #endif

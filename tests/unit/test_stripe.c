@@ -25,18 +25,25 @@
 struct env {
 	struct metrics_registry *reg;
 	struct stripe_semantics *s;
+	struct stripe_pipeline p;
 };
 
-static int setup_cfg(void **state, const struct stripe_config *cfg)
+static int setup_full(void **state, const struct business_metrics_config *bcfg,
+		      const struct stripe_config *cfg)
 {
 	struct env *e = calloc(1, sizeof(*e));
 
-	e->reg = metrics_registry_new();
-	e->s = stripe_semantics_new(e->reg, cfg);
-	if (!e->reg || !e->s)
+	if (!e || stripe_pipeline_init(&e->p, bcfg, cfg))
 		return -1;
+	e->reg = e->p.reg;
+	e->s = e->p.s;
 	*state = e;
 	return 0;
+}
+
+static int setup_cfg(void **state, const struct stripe_config *cfg)
+{
+	return setup_full(state, NULL, cfg);
 }
 
 static int setup(void **state)
@@ -50,8 +57,7 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	stripe_semantics_free(e->s);
-	metrics_registry_free(e->reg);
+	stripe_pipeline_fini(&e->p);
 	free(e);
 	return 0;
 }
@@ -465,9 +471,10 @@ static void test_hosts(void **state)
 static int setup_proxy(void **state)
 {
 	static const char *const hosts[] = {"stripe-proxy.internal"};
-	struct stripe_config cfg = {.namespace = "shop", .extra_hosts = hosts, .n_extra_hosts = 1};
+	struct business_metrics_config bcfg = {.namespace = "shop"};
+	struct stripe_config cfg = {.extra_hosts = hosts, .n_extra_hosts = 1};
 
-	return setup_cfg(state, &cfg);
+	return setup_full(state, &bcfg, &cfg);
 }
 
 static void test_extra_host_and_namespace(void **state)
@@ -485,9 +492,10 @@ static void test_extra_host_and_namespace(void **state)
 
 static int setup_small(void **state)
 {
-	struct stripe_config cfg = {.max_label_values = 16, .max_tracked = 64};
+	struct business_metrics_config bcfg = {.max_label_values = 16};
+	struct stripe_config cfg = {.max_tracked = 64};
 
-	return setup_cfg(state, &cfg);
+	return setup_full(state, &bcfg, &cfg);
 }
 
 static void test_label_cardinality_and_privacy(void **state)
@@ -614,12 +622,15 @@ static void test_form_get(void **state)
 static void test_bad_config(void **state)
 {
 	struct metrics_registry *reg = metrics_registry_new();
-	struct stripe_config cfg = {.namespace = "bad-ns"};
+	struct business_metrics_config bcfg = {.namespace = "bad-ns"};
+	struct biz_event_sink no_fn = {NULL, NULL};
 
 	errno = 0;
-	assert_null(stripe_semantics_new(reg, &cfg));
+	assert_null(business_metrics_new(reg, &bcfg));
 	assert_int_equal(errno, EINVAL);
+	assert_null(business_metrics_new(NULL, NULL));
 	assert_null(stripe_semantics_new(NULL, NULL));
+	assert_null(stripe_semantics_new(&no_fn, NULL));
 	/* NULL inputs are ignored, not crashes. */
 	stripe_semantics_on_exchange(NULL, NULL, T0);
 	stripe_semantics_free(NULL);

@@ -18,6 +18,7 @@
 struct env {
 	struct metrics_registry *reg;
 	struct stripe_semantics *s;
+	struct stripe_pipeline p;
 };
 
 static int setup_secret(void **state, const char *secret)
@@ -25,10 +26,12 @@ static int setup_secret(void **state, const char *secret)
 	struct env *e = calloc(1, sizeof(*e));
 	struct stripe_config cfg = {.webhook_secret = secret};
 
-	e->reg = metrics_registry_new();
-	e->s = stripe_semantics_new(e->reg, &cfg);
+	if (!e || stripe_pipeline_init(&e->p, NULL, &cfg))
+		return -1;
+	e->reg = e->p.reg;
+	e->s = e->p.s;
 	*state = e;
-	return e->reg && e->s ? 0 : -1;
+	return 0;
 }
 
 static int setup(void **state)
@@ -45,8 +48,7 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	stripe_semantics_free(e->s);
-	metrics_registry_free(e->reg);
+	stripe_pipeline_fini(&e->p);
 	free(e);
 	return 0;
 }

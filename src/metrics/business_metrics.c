@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The metrics stage's view of business events: which families each kind of event moves. The
+ * family names are the guide's (direct_fan_*), so its dashboards and alerts work unchanged;
+ * business_events_total{event} counts every business event, Stripe's and the rules', without the
+ * namespace, as the guide's "monitoring the monitoring" queries it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bizprobe/business_event.h"
+
+static const double amount_buckets[] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+static const double duration_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+/* Indexes into business_metrics.fam, one per family below. */
+enum bm_family {
+	BM_ATTEMPTS,
+	BM_AMOUNTS,
+	BM_FAILURES,
+	BM_SUBS_CREATED,
+	BM_SUBS_CANCELED,
+	BM_MRR,
+	BM_REFUNDS,
+	BM_REFUND_AMOUNT,
+	BM_DISPUTES,
+	BM_WEBHOOKS,
+	BM_API_REQUESTS,
+	BM_API_DURATION,
+	BM_TRUNCATED,
+	BM_EVENTS,
+	BM_N_FAMILIES,
+};
+
+struct family_def {
+	const char *suffix;
+	const char *help;
+	enum metrics_type type;
+	const char *labels[3];
+	unsigned n_labels;
+	const double *buckets;
+	unsigned n_buckets;
+	bool raw_name; /* not prefixed by the namespace */
+};
+
+#define BUCKETS(b) b, sizeof(b) / sizeof(b[0])
+
+static const struct family_def family_defs[BM_N_FAMILIES] = {
+    [BM_ATTEMPTS] = {"payment_attempts_total",
+		     "Payment attempts by final status, each attempt counted once.",
+		     METRICS_COUNTER,
+		     {"status", "currency"},
+		     2},
+    [BM_AMOUNTS] = {"payment_amounts", "Succeeded payment amounts in major currency units.",
+		    METRICS_HISTOGRAM, {"currency"}, 1, BUCKETS(amount_buckets)},
+    [BM_FAILURES] = {"payment_failures_total",
+		     "Failed payment attempts by Stripe error and decline code.",
+		     METRICS_COUNTER,
+		     {"code", "decline_code"},
+		     2},
+    [BM_SUBS_CREATED] = {"subscriptions_created_total", "Subscriptions created.",
+			 METRICS_COUNTER},
+    [BM_SUBS_CANCELED] = {"subscriptions_canceled_total", "Subscriptions canceled.",
+			  METRICS_COUNTER},
+    [BM_MRR] = {"subscription_revenue",
+		"Monthly recurring revenue of active and past_due subscriptions seen, major units.",
+		METRICS_GAUGE,
+		{"currency"},
+		1},
+    [BM_REFUNDS] = {"refunds_total", "Succeeded refunds.", METRICS_COUNTER, {"currency"}, 1},
+    [BM_REFUND_AMOUNT] = {"refund_amount_total", "Refunded amount in major currency units.",
+			  METRICS_COUNTER, {"currency"}, 1},
+    [BM_DISPUTES] = {"disputes_total", "Disputes opened.", METRICS_COUNTER},
+    [BM_WEBHOOKS] = {"webhook_events_total",
+		     "Stripe webhook deliveries the app accepted, by event type and outcome.",
+		     METRICS_COUNTER,
+		     {"type", "outcome"},
+		     2},
+    [BM_API_REQUESTS] = {"stripe_api_requests_total",
+			 "Stripe API requests by endpoint, method and status code.",
+			 METRICS_COUNTER,
+			 {"endpoint", "method", "code"},
+			 3},
+    [BM_API_DURATION] = {"stripe_api_request_duration_seconds", "Stripe API request duration.",
+			 METRICS_HISTOGRAM, {"endpoint"}, 1, BUCKETS(duration_buckets)},
+    [BM_TRUNCATED] = {"bizprobe_stripe_truncated_exchanges_total",
+		      "Stripe exchanges whose body was truncated and not interpreted.",
+		      METRICS_COUNTER,
+		      {"source"},
+		      1,
+		      NULL,
+		      0,
+		      true},
+    [BM_EVENTS] = {"business_events_total",
+		   "Business events seen (Stripe's and the rules'), by event name.",
+		   METRICS_COUNTER,
+		   {"event"},
+		   1,
+		   NULL,
+		   0,
+		   true},
+};
+
+/* Rule metrics by the address of their spec, checked against the family's name on every hit: a
+ * reload frees the old specs, and a new one may land at the same address. */
+#define RULE_CACHE_SLOTS 256
+
+struct rule_family_slot {
+	const struct biz_metric_spec *spec;
+	struct metrics_family *family;
+};
+
+struct business_metrics {
+	struct metrics_registry *reg;
+	struct metrics_family *fam[BM_N_FAMILIES];
+	struct rule_family_slot cache[RULE_CACHE_SLOTS];
+	unsigned max_series;
+	uint64_t rejected;
+};
+
+static int register_families(struct business_metrics *bm, const char *ns)
+{
+	for (unsigned i = 0; i < BM_N_FAMILIES; i++) {
+		const struct family_def *d = &family_defs[i];
+		char name[256];
+		struct metrics_family_opts o = {
+		    .name = name,
+		    .help = d->help,
+		    .type = d->type,
+		    .label_names = d->labels,
+		    .n_labels = d->n_labels,
+		    .buckets = d->buckets,
+		    .n_buckets = d->n_buckets,
+		    .max_series = bm->max_series,
+		};
+		int err;
+
+		if (d->raw_name)
+			snprintf(name, sizeof(name), "%s", d->suffix);
+		else if (snprintf(name, sizeof(name), "%s_%s", ns, d->suffix) >= (int)sizeof(name))
+			return -EINVAL;
+		err = metrics_family_register(bm->reg, &o, &bm->fam[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+struct business_metrics *business_metrics_new(struct metrics_registry *reg,
+					      const struct business_metrics_config *cfg)
+{
+	struct business_metrics *bm;
+	int err;
+
+	if (!reg) {
+		errno = EINVAL;
+		return NULL;
+	}
+	bm = calloc(1, sizeof(*bm));
+	if (!bm)
+		return NULL;
+	bm->reg = reg;
+	bm->max_series = cfg && cfg->max_label_values ? cfg->max_label_values : 0;
+	err = register_families(bm, cfg && cfg->namespace ? cfg->namespace : "direct_fan");
+	if (err) {
+		free(bm);
+		errno = -err;
+		return NULL;
+	}
+	return bm;
+}
+
+void business_metrics_free(struct business_metrics *bm)
+{
+	/* The families belong to the registry. */
+	free(bm);
+}
+
+uint64_t business_metrics_rejected(const struct business_metrics *bm)
+{
+	return bm ? bm->rejected : 0;
+}
+
+const char *biz_event_label(const struct business_event *ev, const char *name)
+{
+	for (unsigned i = 0; i < ev->n_labels && i < BIZ_EVENT_MAX_LABELS; i++) {
+		if (ev->labels[i].name && !strcmp(ev->labels[i].name, name))
+			return ev->labels[i].value;
+	}
+	return NULL;
+}
+
+/* The i-th label's value; "" when the producer sent fewer. */
+static const char *label_at(const struct business_event *ev, unsigned i)
+{
+	return i < ev->n_labels && ev->labels[i].value ? ev->labels[i].value : "";
+}
+
+/* Finds or registers the family a rule declares. NULL when a family of that name exists with
+ * another shape (a rule may not take over a Stripe family or a differently labelled one). */
+static struct metrics_family *rule_family(struct business_metrics *bm,
+					  const struct biz_metric_spec *spec)
+{
+	struct rule_family_slot *slot =
+	    &bm->cache[((uintptr_t)spec >> 4) % RULE_CACHE_SLOTS];
+	struct metrics_family_opts o = {
+	    .name = spec->name,
+	    .help = spec->help ? spec->help : "Business events of a rule.",
+	    .type = spec->type,
+	    .label_names = spec->label_names,
+	    .n_labels = spec->n_labels,
+	    .buckets = spec->buckets,
+	    .n_buckets = spec->n_buckets,
+	    .max_series = spec->max_series ? spec->max_series : bm->max_series,
+	};
+	struct metrics_family *f;
+	int err;
+
+	if (slot->spec == spec && metrics_family_matches(slot->family, &o))
+		return slot->family;
+	err = metrics_family_register(bm->reg, &o, &f);
+	if (err == -EEXIST) {
+		/* Another rule (or a reload) declared it: reuse it if it has this rule's shape. */
+		f = metrics_registry_find(bm->reg, spec->name);
+		if (!metrics_family_matches(f, &o))
+			f = NULL;
+	} else if (err) {
+		f = NULL;
+	}
+	slot->spec = f ? spec : NULL;
+	slot->family = f;
+	return f;
+}
+
+static void rule_event(struct business_metrics *bm, const struct business_event *ev)
+{
+	const struct biz_metric_spec *spec = ev->metric;
+	const char *values[METRICS_MAX_LABELS];
+	struct metrics_family *f;
+
+	if (!spec)
+		return;
+	f = rule_family(bm, spec);
+	if (!f || spec->n_labels > METRICS_MAX_LABELS) {
+		bm->rejected++;
+		return;
+	}
+	for (unsigned i = 0; i < spec->n_labels; i++)
+		values[i] = label_at(ev, i);
+	if (spec->type == METRICS_HISTOGRAM) {
+		if (ev->has_value)
+			metrics_observe(f, values, ev->value);
+	} else {
+		metrics_inc(f, values);
+	}
+}
+
+static void payment_attempt(struct business_metrics *bm, const struct business_event *ev)
+{
+	const char *status = label_at(ev, 0);
+	const char *attempt[] = {status, label_at(ev, 1)};
+
+	metrics_inc(bm->fam[BM_ATTEMPTS], attempt);
+	if (!strcmp(status, "failed")) {
+		const char *failure[] = {label_at(ev, 2), label_at(ev, 3)};
+
+		metrics_inc(bm->fam[BM_FAILURES], failure);
+	} else if (!strcmp(status, "succeeded") && ev->has_value) {
+		metrics_observe(bm->fam[BM_AMOUNTS], attempt + 1, ev->value);
+	}
+}
+
+void business_metrics_on_event(const struct business_event *ev, void *ctx)
+{
+	struct business_metrics *bm = ctx;
+	const char *l0 = label_at(ev, 0);
+	const char *first[] = {l0, label_at(ev, 1), label_at(ev, 2)};
+
+	if (!bm || !ev)
+		return;
+	if (ev->name) {
+		const char *name[] = {ev->name};
+
+		metrics_inc(bm->fam[BM_EVENTS], name);
+	}
+	switch (ev->kind) {
+	case BIZ_PAYMENT_ATTEMPT:
+		payment_attempt(bm, ev);
+		break;
+	case BIZ_PAYMENT_LATE_SUCCESS:
+		if (ev->has_value)
+			metrics_observe(bm->fam[BM_AMOUNTS], first, ev->value);
+		break;
+	case BIZ_SUBSCRIPTION_CREATED:
+		metrics_inc(bm->fam[BM_SUBS_CREATED], NULL);
+		break;
+	case BIZ_SUBSCRIPTION_CANCELED:
+		metrics_inc(bm->fam[BM_SUBS_CANCELED], NULL);
+		break;
+	case BIZ_MRR:
+		metrics_set(bm->fam[BM_MRR], first, ev->value);
+		break;
+	case BIZ_REFUND:
+		metrics_inc(bm->fam[BM_REFUNDS], first);
+		metrics_add(bm->fam[BM_REFUND_AMOUNT], first, ev->value);
+		break;
+	case BIZ_DISPUTE:
+		metrics_inc(bm->fam[BM_DISPUTES], NULL);
+		break;
+	case BIZ_WEBHOOK_DELIVERY:
+		metrics_inc(bm->fam[BM_WEBHOOKS], first);
+		break;
+	case BIZ_STRIPE_API_REQUEST:
+		metrics_inc(bm->fam[BM_API_REQUESTS], first);
+		metrics_observe(bm->fam[BM_API_DURATION], first, ev->value);
+		break;
+	case BIZ_STRIPE_TRUNCATED:
+		metrics_inc(bm->fam[BM_TRUNCATED], first);
+		break;
+	case BIZ_RULE_EVENT:
+		rule_event(bm, ev);
+		break;
+	}
+}
