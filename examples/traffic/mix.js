@@ -17,6 +17,12 @@
 //   --interval-ms N    --loop: mean pause between actions (400)
 //   --max-actions N    --loop: stop after N actions
 //
+// Users: registrations go through the app's API (role, registrationMethod, ?utm_source=); the mix
+// keeps each user's session token (an HS256 JWT the app signs) and sends it as
+// `Authorization: Bearer` on that user's later requests (views, uploads, engagement, onboarding,
+// experiments, most tips and subscriptions); some views, engagement reports and tips are anonymous
+// (a guest tip names its fan in the body's fan_id, as older callers do).
+//
 // Ground truth: computed from what the mix asked for and checked against what the app answered
 // (an unexpected answer aborts with exit 1). At the end the mix waits until the stand-in has no
 // webhook in flight and cross-checks the stand-in's own record of API exchanges and webhook
@@ -85,6 +91,13 @@ function request(base, method, p, body, headers = {}) {
   });
 }
 const appReq = (m, p, b, h) => request(opt.app, m, p, b, h);
+// A request as user u (null: anonymous): u's token as a bearer, and u counted as identified.
+const identified = new Set(); // user ids that sent at least one request with their token
+function asUser(u, m, p, b, h = {}) {
+  if (!u) return appReq(m, p, b, h);
+  identified.add(u.id);
+  return appReq(m, p, b, { ...h, Authorization: `Bearer ${u.token}` });
+}
 const ctl = (m, p, b) => request(opt.control, m, p, b);
 
 class Mismatch extends Error {}
@@ -98,13 +111,24 @@ const NS = 'direct_fan';
 const ZERO_DECIMAL = new Set(['BIF', 'CLP', 'DJF', 'GNF', 'JPY', 'KMF', 'KRW', 'MGA', 'PYG', 'RWF', 'UGX', 'VND', 'VUV', 'XAF', 'XOF', 'XPF']);
 const major = (amount, cur) => (ZERO_DECIMAL.has(cur) ? amount : amount / 100);
 const samples = new Map(); // key -> { name, labels, value }
-function add(name, labels, v = 1) {
-  const full = `${NS}_${name}`;
+function add(name, labels, v = 1) { addFull(`${NS}_${name}`, labels, v); }
+function addFull(full, labels, v = 1) {
   const sorted = Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
   const k = full + JSON.stringify(sorted);
   if (!samples.has(k)) samples.set(k, { name: full, labels: sorted, value: 0 });
   samples.get(k).value += v;
 }
+// business_events_total{event} has no namespace: every business event, rule and Stripe ones.
+const event = (name) => addFull('business_events_total', { event: name });
+// The rules' engagement histogram (examples/rules/fan-platform.yaml): buckets as declared there.
+const ENGAGEMENT_BUCKETS = [1, 5, 15, 30, 60, 300, 900, 3600];
+function observeEngagement(seconds) {
+  add('content_engagement_duration_seconds_sum', {}, seconds);
+  add('content_engagement_duration_seconds_count', {});
+  for (const le of ENGAGEMENT_BUCKETS) add('content_engagement_duration_seconds_bucket', { le: String(le) }, seconds <= le ? 1 : 0);
+  add('content_engagement_duration_seconds_bucket', { le: '+Inf' });
+}
+const payers = new Set(); // metadata[fan_id] of succeeded PaymentIntents
 const activeSubs = new Map(); // sub id -> { currency, mrr }
 const seenCurrenciesMrr = new Set();
 const counts = {};
@@ -128,7 +152,8 @@ const round6 = (x) => Math.round(x * 1e6) / 1e6;
 const COMPLETE = ['payment_attempts_total', 'payment_amounts_sum', 'payment_amounts_count', 'payment_failures_total',
   'subscriptions_created_total', 'subscriptions_canceled_total', 'subscription_revenue', 'refunds_total',
   'refund_amount_total', 'webhook_events_total', 'stripe_api_requests_total', 'user_registrations_total',
-  'content_views_total', 'content_uploads_total'].map((n) => `${NS}_${n}`);
+  'content_views_total', 'content_uploads_total', 'content_engagement_duration_seconds', 'funnel_steps_total',
+  'experiment_exposures_total'].map((n) => `${NS}_${n}`).concat(['business_events_total']);
 const startedAt = new Date().toISOString();
 
 function truth(final, checks) {
@@ -144,7 +169,18 @@ function truth(final, checks) {
   return { format: 'bizprobe-ground-truth/1', namespace: NS, mode: opt.loop ? 'loop' : 'fixed', seed: opt.seed,
     with_drop: opt.withDrop, final, started_at: startedAt, written_at: new Date().toISOString(),
     semantics: 'counters: increase caused by this run; gauges: value after the run on a fresh env; amounts in major units (zero-decimal currencies not divided); histogram as _sum/_count',
-    complete: COMPLETE, samples: out, actions: counts, checks: checks || null };
+    complete: COMPLETE, samples: out, actions: counts, users: userCounts(), checks: checks || null };
+}
+// Counts of the users behind this run's traffic (for KPIs built on user pseudonyms): registered
+// by role; identified = distinct users that sent at least one request with their token (any
+// route, the registration itself excluded: it has no token yet), by role; paying = distinct
+// metadata[fan_id] of the PaymentIntents counted as succeeded.
+function userCounts() {
+  const byRole = (set) => ({ creator: users.creator.filter((u) => set.has(u.id)).length,
+    fan: users.fan.filter((u) => set.has(u.id)).length });
+  const idSet = new Set(identified);
+  return { registered: { creator: users.creator.length, fan: users.fan.length },
+    identified: { total: idSet.size, ...byRole(idSet) }, paying: payers.size };
 }
 function writeTruth(final, checks) {
   const text = JSON.stringify(truth(final, checks), null, 2) + '\n';
@@ -163,46 +199,131 @@ const PM_OUTCOME = {
   pm_card_authenticationRequired: { status: 'requires_action', http: 202 },
 };
 const WEBHOOK_FOR = { succeeded: 'payment_intent.succeeded', failed: 'payment_intent.payment_failed', requires_action: 'payment_intent.requires_action' };
-const users = { creator: [], fan: [] };
-const contentIds = ['c1', 'c2', 'c3', 'c4', 'c5'];
+const users = { creator: [], fan: [] }; // { id, role, token, onboarded: Set }
+// The app's seeded content and its types (examples/fan-platform/server.js); uploads add theirs.
+const contentType = new Map([['c1', 'video'], ['c2', 'image'], ['c3', 'audio'], ['c4', 'video'], ['c5', 'image']]);
+const contentIds = [...contentType.keys()];
 const tipsOk = []; // { pi, charge, currency, amount, refunded }
 let emailSeq = 0;
 const RUN_NONCE = crypto.randomBytes(4).toString('hex');
+const METHODS = ['email', 'google', 'facebook', 'apple'];
+const SOURCES = ['newsletter', 'twitter', 'instagram', 'youtube', 'google_ads', 'partner_blog'];
+const FUNNELS = {
+  creator: { name: 'creator_onboarding', steps: ['profile_setup', 'payout_setup', 'first_upload'] },
+  fan: { name: 'fan_onboarding', steps: ['pick_interests', 'follow_creator', 'first_tip'] },
+};
+const EXPERIMENTS = ['new_subscription_flow', 'tip_button_placement'];
+const anyUser = () => pick([...users.creator, ...users.fan]);
+const fanOrNull = () => (users.fan.length ? pick(users.fan) : null);
 
-async function register(userType) {
+function decodeJwt(token) {
+  const parts = String(token).split('.');
+  if (parts.length !== 3) return null;
+  try {
+    return { header: JSON.parse(Buffer.from(parts[0], 'base64url')), claims: JSON.parse(Buffer.from(parts[1], 'base64url')) };
+  } catch { return null; }
+}
+
+// A registration through the app's API: {email, role, registrationMethod}, the campaign in
+// ?utm_source=. Every registration names a source (see examples/README.md).
+async function register(role, method = 'email', source = 'newsletter') {
   emailSeq++;
   // A per-run nonce keeps e-mails unique when the mix runs again against the same app.
-  const email = `${userType}${emailSeq}.${RUN_NONCE}@example.test`;
-  const r = await appReq('POST', '/api/register', { email, user_type: userType });
+  const email = `${role}${emailSeq}.${RUN_NONCE}@example.test`;
+  const r = await appReq('POST', `/api/register?utm_source=${encodeURIComponent(source)}`, { email, role, registrationMethod: method });
   expectStatus('register', r, 201);
-  users[userType].push(r.body.id);
-  add('user_registrations_total', { user_type: userType });
+  const u = r.body && r.body.user;
+  if (!u || typeof u.id !== 'string' || u.role !== role || typeof r.body.token !== 'string') {
+    throw new Mismatch(`register: unexpected answer ${r.text.slice(0, 300)}`);
+  }
+  const jwt = decodeJwt(r.body.token);
+  const now = Date.now() / 1000;
+  if (!jwt || jwt.header.alg !== 'HS256' || jwt.claims.sub !== u.id || jwt.claims.role !== role
+      || !(jwt.claims.iat <= now + 5) || !(jwt.claims.exp > now)) {
+    throw new Mismatch(`register: token claims ${JSON.stringify(jwt && jwt.claims)} do not name user ${u.id} (${role})`);
+  }
+  users[role].push({ id: u.id, role, token: r.body.token, onboarded: new Set() });
+  add('user_registrations_total', { user_type: role, method, source });
+  event('registration');
   count('registrations');
 }
-async function viewContent(id) {
-  const r = await appReq('GET', `/api/content/${encodeURIComponent(id)}`);
-  const known = contentIds.includes(id);
-  expectStatus(`view ${id}`, r, known ? 200 : 404);
-  if (known) { add('content_views_total', {}); count('content_views'); } else count('content_views_404');
+// A view by user u (null: anonymous). The 404 of an unknown id is not a view.
+async function viewContent(id, u = null) {
+  const r = await asUser(u, 'GET', `/api/content/${encodeURIComponent(id)}`);
+  const type = contentType.get(id);
+  expectStatus(`view ${id}`, r, type ? 200 : 404);
+  if (!type) { count('content_views_404'); return; }
+  if (r.body.type !== type) throw new Mismatch(`view ${id}: type ${r.body.type}, expected ${type}`);
+  add('content_views_total', { content_type: type });
+  event('content_view');
+  count('content_views');
 }
-async function uploadContent() {
-  const creator = users.creator.length ? pick(users.creator) : 'creator_seed';
-  const r = await appReq('POST', '/api/content', { creator_id: creator, type: pick(['video', 'image', 'audio']), title: 'demo' });
+// An upload by a creator's token, or (legacy: true) by an internal caller naming creator_id.
+async function uploadContent(type = pick(['video', 'image', 'audio']), { legacy = false, by = null } = {}) {
+  const creator = by || (users.creator.length ? pick(users.creator) : null);
+  const body = { type, title: 'demo' };
+  if (legacy || !creator) body.creator_id = creator ? creator.id : 'creator_seed';
+  const r = await asUser(legacy ? null : creator, 'POST', '/api/content', body);
   expectStatus('upload', r, 201);
+  if (r.body.type !== type) throw new Mismatch(`upload: type ${r.body.type}, expected ${type}`);
   contentIds.push(r.body.id);
-  add('content_uploads_total', {});
+  contentType.set(r.body.id, type);
+  add('content_uploads_total', { content_type: type });
+  event('content_upload');
   count('content_uploads');
+}
+// The player's report of seconds spent on content id, by u (null: anonymous). expect: 204, or
+// 404 (unknown content) / 400 (bad duration), which are not engagement.
+async function engage(id, duration, u = null, expect = 204) {
+  const r = await asUser(u, 'POST', `/api/content/${encodeURIComponent(id)}/engagement`, { duration });
+  expectStatus(`engagement ${id} ${duration}`, r, expect);
+  if (expect !== 204) { count('engagement_rejected'); return; }
+  observeEngagement(duration);
+  event('content_engagement');
+  count('engagement_reports');
+}
+// An onboarding step of u's funnel (the app picks it from the role). expect 404: a step of the
+// other funnel; u null: no token, 401.
+async function onboard(u, step, expect = 200) {
+  const r = await asUser(u, 'POST', `/api/onboarding/${step}`);
+  expectStatus(`onboarding ${step}`, r, expect);
+  if (expect !== 200) { count('funnel_steps_rejected'); return; }
+  const f = FUNNELS[u.role];
+  if (r.body.funnel !== f.name || r.body.step !== step) throw new Mismatch(`onboarding ${step}: answer ${r.text.slice(0, 200)}`);
+  u.onboarded.add(step);
+  add('funnel_steps_total', { funnel: f.name, step });
+  event('funnel_step');
+  count('funnel_steps');
+}
+// The app's documented assignment: first byte of SHA-256("<experiment>:<user id>"), even = control.
+const variantOf = (experiment, u) => (crypto.createHash('sha256').update(`${experiment}:${u.id}`).digest()[0] % 2 === 0 ? 'control' : 'treatment');
+async function expose(u, experiment, expect = 200) {
+  const r = await asUser(u, 'GET', `/api/experiments/${experiment}`);
+  expectStatus(`experiment ${experiment}`, r, expect);
+  if (expect !== 200) { count('experiment_exposures_rejected'); return; }
+  const variant = variantOf(experiment, u);
+  if (r.body.experiment !== experiment || r.body.variant !== variant) {
+    throw new Mismatch(`experiment ${experiment}: answer ${r.text.slice(0, 200)}, expected variant ${variant}`);
+  }
+  add('experiment_exposures_total', { experiment, variant });
+  event('experiment_exposure');
+  count('experiment_exposures');
 }
 
 // inject: null | '429_once' | '500_once' | 'drop_once', optionally '@create'.
-async function tip({ amount, currency, pm, inject = null, doubleSubmit = false }) {
+// guest: no token, the fan named in the body's fan_id (the app puts either in metadata[fan_id]).
+async function tip({ amount, currency, pm, inject = null, doubleSubmit = false, guest = false }) {
   const cur = currency.toUpperCase();
   const out = PM_OUTCOME[pm];
+  const fan = fanOrNull();
   const body = { amount, currency: currency.toLowerCase(), payment_method: pm,
-    fan_id: users.fan.length ? pick(users.fan) : 'fan_anon', creator_id: users.creator.length ? pick(users.creator) : 'creator_seed' };
+    creator_id: users.creator.length ? pick(users.creator).id : 'creator_seed' };
+  const payer = guest || !fan ? null : fan;
+  if (!payer) body.fan_id = fan ? fan.id : 'fan_anon';
+  const fanId = payer ? payer.id : body.fan_id;
   if (inject) body.inject = inject;
   if (doubleSubmit) body.idempotency_key = `tip-${opt.seed}-${crypto.randomBytes(6).toString('hex')}`;
-  const r = await appReq('POST', '/api/tips', body);
+  const r = await asUser(payer, 'POST', '/api/tips', body);
   expectStatus(`tip ${pm} ${amount} ${cur}`, r, out.http);
   const got = r.body && r.body.status;
   if (got !== out.status) throw new Mismatch(`tip ${pm}: expected status ${out.status}, got ${got}`);
@@ -221,7 +342,9 @@ async function tip({ amount, currency, pm, inject = null, doubleSubmit = false }
   api('/v1/payment_intents/{id}/confirm', 'POST', confirmCode);
   if (fault === 'drop_once') EXPECT.apiExchanges++; // the stand-in logs the dropped exchange too (status 0)
   add('payment_attempts_total', { status: out.status, currency: cur });
+  event(`payment_${out.status}`);
   if (out.status === 'succeeded') {
+    payers.add(fanId);
     add('payment_amounts_sum', { currency: cur }, major(amount, cur));
     add('payment_amounts_count', { currency: cur });
     tipsOk.push({ pi, charge: r.body.latest_charge, currency: cur, amount, refunded: 0 });
@@ -229,11 +352,12 @@ async function tip({ amount, currency, pm, inject = null, doubleSubmit = false }
   if (out.status === 'failed') add('payment_failures_total', { code: out.code, decline_code: out.decline_code });
   webhook(WEBHOOK_FOR[out.status], 'processed', pi);
   count(`tips_${out.status}`);
+  if (guest) count('tips_guest');
   if (inject) count(`tips_injected_${inject}`);
   if (doubleSubmit) {
     // The same tip submitted again (double click): the app passes the same idempotency keys, Stripe
     // replays both responses; no new payment, no new webhook.
-    const again = await appReq('POST', '/api/tips', body);
+    const again = await asUser(payer, 'POST', '/api/tips', body);
     expectStatus('tip double submit', again, out.http);
     if (again.body.payment_intent !== pi) throw new Mismatch(`double submit made a new payment intent ${again.body.payment_intent} != ${pi}`);
     api('/v1/payment_intents', 'POST', 200);
@@ -245,15 +369,18 @@ async function tip({ amount, currency, pm, inject = null, doubleSubmit = false }
 
 async function subscribe({ currency, unitAmount, interval, intervalCount = 1, quantity = 1 }) {
   const cur = currency.toUpperCase();
-  const r = await appReq('POST', '/api/subscriptions', { currency: currency.toLowerCase(), unit_amount: unitAmount, interval,
-    interval_count: intervalCount, quantity, fan_id: users.fan.length ? pick(users.fan) : 'fan_anon',
-    creator_id: users.creator.length ? pick(users.creator) : 'creator_seed', tier: pick(['bronze', 'silver', 'gold']) });
+  const fan = fanOrNull();
+  const body = { currency: currency.toLowerCase(), unit_amount: unitAmount, interval, interval_count: intervalCount, quantity,
+    creator_id: users.creator.length ? pick(users.creator).id : 'creator_seed', tier: pick(['bronze', 'silver', 'gold']) };
+  if (!fan) body.fan_id = 'fan_anon';
+  const r = await asUser(fan, 'POST', '/api/subscriptions', body);
   expectStatus(`subscribe ${interval}`, r, 201);
   if (r.body.status !== 'active') throw new Mismatch(`subscription status ${r.body.status}`);
   api('/v1/customers', 'POST', 200);
   api('/v1/prices', 'POST', 200);
   api('/v1/subscriptions', 'POST', 200);
   add('subscriptions_created_total', {});
+  event('subscription_created');
   activeSubs.set(r.body.subscription, { currency: cur, mrr: mrrOf(unitAmount, quantity, interval, intervalCount, cur) });
   seenCurrenciesMrr.add(cur);
   webhook('customer.subscription.created', 'processed', r.body.subscription);
@@ -267,6 +394,7 @@ async function cancel(subId) {
   if (r.body.status !== 'canceled') throw new Mismatch(`cancel: status ${r.body.status}`);
   api('/v1/subscriptions/{id}', 'DELETE', 200);
   add('subscriptions_canceled_total', {});
+  event('subscription_canceled');
   activeSubs.delete(subId);
   webhook('customer.subscription.deleted', 'processed', subId);
   count('subscriptions_canceled');
@@ -289,6 +417,7 @@ async function refund(t, { by = 'payment_intent', amount, expectFail = false } =
   t.refunded += amt;
   api('/v1/refunds', 'POST', 200);
   add('refunds_total', { currency: t.currency });
+  event('refund');
   add('refund_amount_total', { currency: t.currency }, major(amt, t.currency));
   webhook('charge.refunded', 'processed', t.charge);
   count('refunds');
@@ -335,28 +464,58 @@ async function waitIdle() {
 
 // ------------------------------------------------------------------ the fixed mix
 async function fixedMix() {
-  for (const t of ['creator', 'creator', 'fan', 'fan', 'fan', 'fan']) await register(t);
-  await uploadContent();
-  await uploadContent();
-  for (const id of ['c1', 'c2', 'c1', 'c3', contentIds[5], contentIds[6], 'c5', 'c1']) await viewContent(id);
+  for (const [role, method, source] of [['creator', 'email', 'newsletter'], ['creator', 'google', 'youtube'],
+    ['fan', 'email', 'newsletter'], ['fan', 'google', 'twitter'], ['fan', 'facebook', 'instagram'],
+    ['fan', 'apple', 'twitter'], ['fan', 'email', 'partner_blog'], ['fan', 'apple', 'newsletter']]) {
+    await register(role, method, source);
+  }
+  const [cr1, cr2] = users.creator;
+  const [f1, f2, f3, f4, f5, f6] = users.fan;
+  await onboard(cr1, 'profile_setup');
+  await onboard(cr1, 'payout_setup');
+  await uploadContent('audio', { by: cr1 });                    // with the creator's token
+  await onboard(cr1, 'first_upload');
+  await onboard(cr2, 'profile_setup');
+  await uploadContent('image', { by: cr2, legacy: true });      // older caller: creator_id in the body
+  await onboard(f1, 'pick_interests');
+  await onboard(f1, 'follow_creator');
+  await onboard(f2, 'pick_interests');
+  await onboard(f3, 'profile_setup', 404);                      // a creator's step: not in fan_onboarding
+  await onboard(null, 'pick_interests', 401);                   // no token
+
+  const views = [['c1', null], ['c2', f1], ['c1', f2], ['c3', null], [contentIds[5], f3], [contentIds[6], null], ['c5', f4], ['c1', cr2]];
+  for (const [id, u] of views) await viewContent(id, u);
   await viewContent('c404'); // not found: not a view
+  // Durations are multiples of 1/4 s, so every sum is exact in floating point; 5 and 60 sit on
+  // bucket bounds (le is inclusive), 4000 is above the last one.
+  const reports = [['c1', 0.5, null], ['c2', 3.75, f1], ['c2', 5, null], ['c1', 12.25, f2], ['c3', 45, null],
+    [contentIds[5], 60, f3], ['c1', 90.5, f2], ['c5', 600, f4], ['c1', 1800.25, f1], [contentIds[6], 4000, f5]];
+  for (const [id, d, u] of reports) await engage(id, d, u);
+  await engage('c404', 30, f1, 404);                            // unknown content
+  await engage('c1', '12', null, 400);                          // not a number
+
+  for (const u of [cr1, cr2, f1, f2, f3, f4, f5, f6]) await expose(u, 'new_subscription_flow');
+  await expose(f1, 'new_subscription_flow');                    // seen again: another exposure
+  for (const u of [f1, f2, f3]) await expose(u, 'tip_button_placement');
+  await expose(f4, 'holiday_banner', 404);                      // no such experiment
 
   const t = [];
   t.push(await tip({ amount: 500, currency: 'usd', pm: 'pm_card_visa' }));                 // 0
   t.push(await tip({ amount: 1500, currency: 'usd', pm: 'pm_card_visa' }));                // 1
   t.push(await tip({ amount: 1000, currency: 'eur', pm: 'pm_card_visa' }));                // 2
-  t.push(await tip({ amount: 250, currency: 'eur', pm: 'pm_card_visa' }));                 // 3
+  t.push(await tip({ amount: 250, currency: 'eur', pm: 'pm_card_visa', guest: true }));    // 3
   t.push(await tip({ amount: 1200, currency: 'jpy', pm: 'pm_card_visa' }));                // 4
   t.push(await tip({ amount: 300, currency: 'jpy', pm: 'pm_card_visa' }));                 // 5
   await tip({ amount: 2000, currency: 'usd', pm: 'pm_card_chargeDeclined' });
   await tip({ amount: 800, currency: 'eur', pm: 'pm_card_chargeDeclinedInsufficientFunds' });
-  await tip({ amount: 900, currency: 'usd', pm: 'pm_card_chargeDeclined' });
+  await tip({ amount: 900, currency: 'usd', pm: 'pm_card_chargeDeclined', guest: true });
   await tip({ amount: 1000, currency: 'usd', pm: 'pm_card_authenticationRequired' });
   await tip({ amount: 700, currency: 'usd', pm: 'pm_card_visa', inject: '429_once' });
   await tip({ amount: 600, currency: 'eur', pm: 'pm_card_visa', inject: '500_once' });
   await tip({ amount: 300, currency: 'usd', pm: 'pm_card_visa', inject: '500_once@create' });
   await tip({ amount: 1100, currency: 'usd', pm: 'pm_card_visa', doubleSubmit: true });
   if (opt.withDrop) await tip({ amount: 400, currency: 'usd', pm: 'pm_card_visa', inject: 'drop_once' });
+  await onboard(f1, 'first_tip');
 
   const s1 = await subscribe({ currency: 'usd', unitAmount: 999, interval: 'month' });
   const s2 = await subscribe({ currency: 'usd', unitAmount: 500, interval: 'month', quantity: 2 });
@@ -383,14 +542,23 @@ async function fixedMix() {
 let stopping = false;
 async function loopMix() {
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopping = true; });
-  await register('creator');
-  await register('fan');
+  await register('creator', pick(METHODS), pick(SOURCES));
+  await register('fan', pick(METHODS), pick(SOURCES));
+  const DURATIONS = [0.25, 1, 2.5, 4.75, 9, 15, 22.5, 30, 48.25, 75, 120, 310.5, 640, 1200, 2400.75, 5000];
   const currencies = [['usd', [300, 500, 1000, 2500]], ['eur', [200, 500, 1500]], ['jpy', [500, 1000, 3000]]];
   const actions = [
-    [10, async () => viewContent(pick(contentIds))],
-    [2, async () => register(rnd() < 0.25 ? 'creator' : 'fan')],
-    [1, uploadContent],
-    [8, async () => { const [c, a] = pick(currencies); await tip({ amount: pick(a), currency: c, pm: 'pm_card_visa' }); }],
+    [10, async () => viewContent(pick(contentIds), rnd() < 0.4 ? null : anyUser())],
+    [2, async () => register(rnd() < 0.25 ? 'creator' : 'fan', pick(METHODS), pick(SOURCES))],
+    [1, async () => uploadContent(pick(['video', 'image', 'audio']), { legacy: rnd() < 0.2 })],
+    [5, async () => engage(pick(contentIds), pick(DURATIONS), rnd() < 0.4 ? null : anyUser())],
+    [1.5, async () => {
+      const todo = [...users.creator, ...users.fan].filter((u) => u.onboarded.size < FUNNELS[u.role].steps.length);
+      if (!todo.length) return;
+      const u = pick(todo);
+      await onboard(u, FUNNELS[u.role].steps.find((st) => !u.onboarded.has(st)));
+    }],
+    [2, async () => expose(anyUser(), pick(EXPERIMENTS))],
+    [8, async () => { const [c, a] = pick(currencies); await tip({ amount: pick(a), currency: c, pm: 'pm_card_visa', guest: rnd() < 0.2 }); }],
     [2, async () => { const [c, a] = pick(currencies); await tip({ amount: pick(a), currency: c, pm: pick(['pm_card_chargeDeclined', 'pm_card_chargeDeclinedInsufficientFunds']) }); }],
     [0.5, async () => tip({ amount: 1000, currency: 'usd', pm: 'pm_card_authenticationRequired' })],
     [0.3, async () => tip({ amount: 700, currency: 'usd', pm: 'pm_card_visa', inject: pick(['429_once', '500_once']) })],
