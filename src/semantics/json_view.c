@@ -22,6 +22,7 @@ struct json_doc {
 	jsmntok_t *tok;
 	int *next; /* index of the token after i's subtree: its next sibling, or its parent's end */
 	int n;
+	size_t len;
 	char text[]; /* len + 1 bytes */
 };
 
@@ -185,6 +186,7 @@ struct json_doc *json_doc_parse(const uint8_t *text, size_t len)
 	d = calloc(1, sizeof(*d) + len + 1);
 	if (!d)
 		return NULL;
+	d->len = len;
 	memcpy(d->text, text, len);
 	if (tokenize(d, len) || d->tok[0].type != JSMN_OBJECT || d->tok[0].end < 0 ||
 	    !only_whitespace(d->text + d->tok[0].end, d->text + len))
@@ -214,6 +216,9 @@ void json_doc_free(struct json_doc *d)
 		return;
 	free(d->tok);
 	free(d->next);
+	/* Bodies carry user ids (a JWT's payload, a registration's answer) that identity code
+	 * pseudonymizes and then must not leave behind in freed memory. */
+	explicit_bzero(d->text, d->len);
 	free(d);
 }
 
