@@ -13,6 +13,11 @@ session cookie `sid` (and the language picker's `lang`); the mobile apps come th
 gateway, which sets X-User-Id. Every client sends X-Client. Signups always carry ?ref= and a
 lang cookie, so every label has a value.
 
+Users: `users.registered` counts signups by plan; `users.identified` counts the distinct
+identities the shop's requests carried (a browser's sid, an app's X-User-Id), one per user here.
+A browser's identity is its session, not its account id: its pseudonym differs from the user of
+its signup event (response_json user_id), an app user's is the same.
+
 Ground truth: the same format as examples/traffic/mix.js (bizprobe-ground-truth/1): counters are
 what this run adds, the histogram as _bucket (le as the exporter writes integral bounds), _sum
 and _count; families in `complete` have every non-zero series listed. Every answer is checked
