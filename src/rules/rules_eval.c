@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Evaluation: one exchange in, one business event out per rule that matches, in the order the
+ * rules file declares them. Everything an exchange may cost beyond the index lookup (bodies,
+ * the JWT, the requester's pseudonym) is computed on first use and at most once.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rules_internal.h"
+
+/* The Host header without its port ("shop.example.com:8443"). */
+static bool rules_host_match(const char *want, const char *host)
+{
+	size_t n = strcspn(host, ":"), wn;
+
+	/* An IPv6 literal ("[::1]:8080") keeps its brackets; only a port after them goes. */
+	if (host[0] == '[') {
+		const char *close = strchr(host, ']');
+
+		n = close ? (size_t)(close - host + 1) : strlen(host);
+	}
+	if (want[0] == '*' && want[1] == '.') {
+		/* "*.example.com" matches a.example.com and a.b.example.com, not example.com. */
+		wn = strlen(want + 1);
+		return n > wn && !strncasecmp(host + n - wn, want + 1, wn);
+	}
+	wn = strlen(want);
+	return n == wn && !strncasecmp(host, want, n);
+}
+
+static bool rules_status_match(const struct rules_event *ev, int status)
+{
+	if (!ev->n_status)
+		return true;
+	for (unsigned i = 0; i < ev->n_status; i++)
+		if (status >= ev->status[i].lo && status <= ev->status[i].hi)
+			return true;
+	return false;
+}
+
+static bool rules_event_match(const struct rules_event *ev, const struct http_exchange *ex)
+{
+	if (ex->role != ev->role || !rules_status_match(ev, ex->status))
+		return false;
+	return !ev->host || rules_host_match(ev->host, ex->host ? ex->host : "");
+}
+
+/* A number written as text: "12", "-0.5", "1e3", with nothing after it; finite. */
+static bool rules_parse_number(const char *s, size_t len, double *out)
+{
+	char *end;
+	double v;
+
+	/* strtod would also take "nan", "inf", hex and leading spaces. */
+	if (!len || strpbrk(s, "xXnN") || isspace((unsigned char)s[0]))
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if ((size_t)(end - s) != len || errno == ERANGE || !isfinite(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
+{
+	struct business_event be;
+	char user[PSEUDONYM_LEN];
+	char buf[RULES_MAX_READ];
+	enum rules_read_status st;
+	size_t len;
+
+	memset(&be, 0, sizeof(be));
+	be.kind = BIZ_RULE_EVENT;
+	be.name = ev->name;
+	be.metric = ev->metric;
+	be.wall_ns = c->wall_ns;
+	c->ev = ev;
+	for (unsigned i = 0; i < ev->n_labels; i++) {
+		struct rules_label *lb = &ev->labels[i];
+
+		st = rules_source_read(c, &lb->src, buf, sizeof(buf), &len);
+		be.labels[i].name = lb->name;
+		if (st == RULES_READ_TOO_LONG)
+			be.labels[i].value = RULES_OTHER;
+		else
+			be.labels[i].value = rules_label_bound(lb, buf, len, st == RULES_READ_OK);
+	}
+	be.n_labels = ev->n_labels;
+	if (ev->has_value) {
+		st = rules_source_read(c, &ev->value, buf, sizeof(buf), &len);
+		if (st == RULES_READ_OK && rules_parse_number(buf, len, &be.value))
+			be.has_value = true;
+		else if (st != RULES_READ_BODY_ERROR)
+			/* Absent or not a number: the event counts, its observation is lost, and
+			 * the loss is counted (a body error already was). */
+			c->r->stats.body_errors++;
+	}
+	be.user = rules_identity_user(c, ev, user);
+	be.user_type = rules_identity_user_type(c);
+	biz_emit(&c->env->sink, &be);
+	c->r->stats.events++;
+	explicit_bzero(buf, sizeof(buf));
+}
+
+void rules_eval(struct rules *r, const struct rules_env *env, const struct http_exchange *ex,
+		uint64_t wall_ns)
+{
+	struct rules_ctx c;
+	unsigned n, kept = 0;
+
+	if (!r || !env || !ex)
+		return;
+	r->stats.exchanges++;
+	memset(&c, 0, sizeof(c));
+	rules_path_split(ex->path, &c.path);
+	n = rules_index_lookup(r, ex->method, &c.path, r->matches);
+	for (unsigned i = 0; i < n; i++)
+		if (rules_event_match(&r->events[r->matches[i]], ex))
+			r->matches[kept++] = r->matches[i];
+	if (!kept)
+		return;
+	/* Declaration order: few matches per exchange, so insertion sort. */
+	for (unsigned i = 1; i < kept; i++) {
+		unsigned v = r->matches[i], k = i;
+
+		for (; k > 0 && r->matches[k - 1] > v; k--)
+			r->matches[k] = r->matches[k - 1];
+		r->matches[k] = v;
+	}
+	r->stats.matched++;
+	c.r = r;
+	c.env = env;
+	c.ex = ex;
+	c.wall_ns = wall_ns;
+	c.opted_out = -1;
+	for (unsigned i = 0; i < kept; i++)
+		rules_emit(&c, &r->events[r->matches[i]]);
+	rules_ctx_release(&c);
+}
+
+void rules_get_stats(const struct rules *r, struct rules_stats *out)
+{
+	if (!r) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	*out = r->stats;
+}
+
+unsigned rules_count(const struct rules *r)
+{
+	return r ? r->n_events : 0;
+}
+
+static void rules_event_free(struct rules_event *ev)
+{
+	free(ev->name);
+	for (unsigned i = 0; i < ev->n_methods; i++)
+		free(ev->methods[i]);
+	rules_route_free(&ev->route);
+	free(ev->host);
+	for (unsigned i = 0; i < ev->n_labels; i++)
+		rules_label_free(&ev->labels[i]);
+	rules_source_free(&ev->value);
+	rules_source_free(&ev->user);
+	free(ev->metric_name);
+	free(ev->help);
+	free(ev->buckets);
+}
+
+void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->n_events; i++)
+		rules_event_free(&r->events[i]);
+	free(r->events);
+	for (unsigned i = 0; i < r->n_identity; i++)
+		rules_source_free(&r->identity[i]);
+	if (r->jwt_secret) {
+		explicit_bzero(r->jwt_secret, r->jwt_secret_len);
+		free(r->jwt_secret);
+	}
+	if (r->has_user_type)
+		rules_label_free(&r->user_type);
+	for (unsigned i = 0; i < r->n_user_keys; i++)
+		free(r->user_keys[i]);
+	rules_index_free(&r->index);
+	free(r->matches);
+	rules_json_free(r->req_json);
+	rules_json_free(r->resp_json);
+	free(r->file);
+	free(r);
+}
+
+const char *const *rules_user_keys(const struct rules *r, unsigned *n)
+{
+	*n = r ? r->n_user_keys : 0;
+	return r && r->n_user_keys ? (const char *const *)r->user_keys : NULL;
+}
