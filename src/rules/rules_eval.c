@@ -67,6 +67,28 @@ static bool rules_parse_number(const char *s, size_t len, double *out)
 	return true;
 }
 
+/* The exchange's own numbers, exactly: not through their text form. */
+static bool rules_exchange_number(const struct http_exchange *ex, enum rules_src_kind k,
+				  double *out)
+{
+	switch (k) {
+	case RULES_SRC_REQUEST_BYTES:
+		*out = (double)ex->req.wire_body_bytes;
+		return true;
+	case RULES_SRC_RESPONSE_BYTES:
+		*out = (double)ex->resp.wire_body_bytes;
+		return true;
+	case RULES_SRC_DURATION:
+		*out = (double)ex->duration_ns / 1e9;
+		return true;
+	case RULES_SRC_STATUS:
+		*out = ex->status;
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
 {
 	struct business_event be;
@@ -92,7 +114,9 @@ static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
 			be.labels[i].value = rules_label_bound(lb, buf, len, st == RULES_READ_OK);
 	}
 	be.n_labels = ev->n_labels;
-	if (ev->has_value) {
+	if (ev->has_value && rules_exchange_number(c->ex, ev->value.kind, &be.value)) {
+		be.has_value = true;
+	} else if (ev->has_value) {
 		st = rules_source_read(c, &ev->value, buf, sizeof(buf), &len);
 		if (st == RULES_READ_OK && rules_parse_number(buf, len, &be.value))
 			be.has_value = true;

@@ -118,7 +118,8 @@ const char *rules_label_bound(struct rules_label *lb, const char *val, size_t le
 {
 	const char *kept;
 
-	if (!present)
+	/* Absent and empty alike: no category, and not one of the N places. */
+	if (!present || !len)
 		return "";
 	if (len > RULES_MAX_LABEL_LEN || !rules_label_clean((const unsigned char *)val, len))
 		return RULES_OTHER;
@@ -126,9 +127,6 @@ const char *rules_label_bound(struct rules_label *lb, const char *val, size_t le
 		kept = rules_strset_find(&lb->values, val);
 		return kept ? kept : RULES_OTHER;
 	}
-	/* An empty value is not a category: it does not take one of the N places. */
-	if (!len)
-		return "";
 	kept = rules_strset_find(&lb->seen, val);
 	if (kept)
 		return kept;
