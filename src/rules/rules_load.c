@@ -634,6 +634,21 @@ static int rules_load_event(struct rules_loader *l, const yaml_node_t *n, struct
 		    rules_check_path_param(l, &ev->user, ev, "user"))
 			rc = -EINVAL;
 		ev->has_user = true;
+		/* The event's user is an identity as much as the requester's. */
+		for (unsigned i = 0; i < ev->n_labels && ev->user.kind != RULES_SRC_NONE; i++) {
+			const struct rules_label *lb = &ev->labels[i];
+
+			if (lb->src.kind != RULES_SRC_NONE &&
+			    rules_source_same(&lb->src, &ev->user)) {
+				rules_diag_pos(
+				    l, lb->src.line, lb->src.col, false,
+				    "label '%s' reads the event's user (%s %s): a user id "
+				    "must not be a label",
+				    lb->name, rules_source_name(lb->src.kind),
+				    lb->src.arg ? lb->src.arg : "");
+				rc = -EINVAL;
+			}
+		}
 	}
 	if (rules_load_metric(l, n, ev, ns))
 		rc = -EINVAL;

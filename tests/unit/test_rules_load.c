@@ -193,6 +193,11 @@ static void test_bad_labels(void **state)
 	    none,
 	    "24:23: label 'two' has two sources (query and header): give one",
 	    "36:7: an event has at most 8 labels",
+	    /* items[0] and items.0 are one field. */
+	    "39:14: label 'same' reads the event's user (response_json user[0]): a user id must "
+	    "not be a label",
+	    "40:15: label 'spelt' reads the event's user (response_json user.0): a user id must "
+	    "not be a label",
 	    NULL,
 	};
 
