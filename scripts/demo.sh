@@ -47,8 +47,11 @@ app_pid=$(cat "$RUN/app.pid")
 STRIPE_WEBHOOK_SECRET=$(. "$RUN/secrets.env" && echo "$STRIPE_WEBHOOK_SECRET")
 
 # One bizprobe: metrics for Prometheus, and the live exchange view on stdout.
+# The rules file turns the app's own requests (registrations, views, funnels, ...) into events;
+# users are pseudonymized under a salt kept in the run dir.
 STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET METRICS_AUTH_TOKEN=$TOKEN \
-	build/bizprobe run --pid "$app_pid" --listen "$LISTEN" --trace --action-timeout 10 &
+	build/bizprobe run --pid "$app_pid" --listen "$LISTEN" --trace --action-timeout 10 \
+	--rules examples/rules/fan-platform.yaml --salt-file "$RUN/salt" &
 pids+=($!)
 for _ in $(seq 1 100); do
 	curl -sf "http://$LISTEN/healthz" >/dev/null 2>&1 && break
@@ -67,22 +70,31 @@ demo: Ctrl-C to stop and clean up.
 
 MSG
 
-# A business summary from the metrics endpoint, as a dashboard would show it.
+# A business summary from the metrics endpoint, as a dashboard would show it: payments and
+# revenue from Stripe's traffic, then what the rules file made of the app's own requests.
 summary() {
 	curl -sf -H "Authorization: Bearer $TOKEN" "http://$LISTEN/metrics" | awk '
-		/^direct_fan_payment_attempts_total/ {
-			match($0, /status="[^"]*"/); s = substr($0, RSTART + 8, RLENGTH - 9)
-			att[s] += $NF; total += $NF }
-		/^direct_fan_payment_amounts_sum/ {
-			match($0, /currency="[^"]*"/); rev = rev sprintf(" %s %.2f", substr($0, RSTART + 10, RLENGTH - 11), $NF) }
-		/^direct_fan_subscription_revenue/ {
-			match($0, /currency="[^"]*"/); mrr = mrr sprintf(" %s %.2f", substr($0, RSTART + 10, RLENGTH - 11), $NF) }
+		function label(name,   r) {
+			if (!match($0, name "=\"[^\"]*\"")) return ""
+			return substr($0, RSTART + length(name) + 2, RLENGTH - length(name) - 3) }
+		/^direct_fan_payment_attempts_total/ { att[label("status")] += $NF; total += $NF }
+		/^direct_fan_payment_amounts_sum/ { rev = rev sprintf(" %s %.2f", label("currency"), $NF) }
+		/^direct_fan_subscription_revenue/ { mrr = mrr sprintf(" %s %.2f", label("currency"), $NF) }
 		/^direct_fan_subscriptions_created_total/ { subs = $NF }
 		/^direct_fan_refunds_total/ { refunds += $NF }
 		/^direct_fan_webhook_events_total/ { hooks += $NF }
+		/^direct_fan_user_registrations_total/ { regs += $NF }
+		/^direct_fan_content_views_total/ { views += $NF }
+		/^direct_fan_content_uploads_total/ { uploads += $NF }
+		/^direct_fan_content_engagement_duration_seconds_sum/ { eng_s = $NF }
+		/^direct_fan_content_engagement_duration_seconds_count/ { eng_n = $NF }
+		/^direct_fan_funnel_steps_total/ { steps += $NF }
+		/^direct_fan_experiment_exposures_total/ { exposures += $NF }
 		END {
 			printf "== payments %d (succeeded %d, failed %d, requires_action %d) | revenue%s | MRR%s | subscriptions %d | refunds %d | webhooks %d\n",
 				total, att["succeeded"], att["failed"], att["requires_action"], rev ? rev : " -", mrr ? mrr : " -", subs, refunds, hooks
+			printf "== users: registrations %d | content views %d, uploads %d, engagement %d reports (%.0f s) | funnel steps %d | experiment exposures %d\n",
+				regs, views, uploads, eng_n, eng_s, steps, exposures
 		}'
 }
 

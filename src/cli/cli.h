@@ -29,6 +29,8 @@ struct cli_opts {
 	size_t n_stripe_hosts;
 	unsigned action_timeout_s;     /* 0: the semantics' default */
 	unsigned processing_timeout_s; /* 0: the semantics' default */
+	const char *rules_file; /* --rules: business events from the app's own traffic */
+	const char *salt_file;	/* where a generated USER_TRACKING_SALT is kept */
 };
 
 /* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */
@@ -44,7 +46,16 @@ typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht,
 int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn on_exchange, cli_tick_fn tick,
 		     void *ctx);
 
+/* SIGHUP since the last call (run reloads its rules then). */
+bool cli_take_reload_request(void);
+
+struct rules;
+/* Loads a rules file, printing each problem on stderr as "FILE:LINE:COL: message" (warnings as
+ * "FILE:LINE:COL: warning: message"). NULL when it has errors. */
+struct rules *cli_load_rules(const char *path, const char *namespace_);
+
 int cmd_trace(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
 
 #endif

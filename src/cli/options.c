@@ -16,7 +16,10 @@ void cli_usage(FILE *out)
 		"  bizprobe trace [--pid PID]... [--exe PATH]... [--json] [--bodies] [options]\n"
 		"  bizprobe run   [--pid PID]... [--exe PATH]... [--listen ADDR:PORT]\n"
 		"                 [--namespace NAME] [--tls-cert FILE --tls-key FILE]\n"
-		"                 [--webhook-secret-file FILE] [--stripe-host HOST]... [options]\n"
+		"                 [--webhook-secret-file FILE] [--stripe-host HOST]...\n"
+		"                 [--rules FILE] [--salt-file FILE] [options]\n"
+		"  bizprobe rules check FILE\n"
+		"  bizprobe rules test --rules FILE [--namespace NAME] < trace.jsonl\n"
 		"  bizprobe version\n"
 		"\n"
 		"selection:\n"
@@ -34,8 +37,12 @@ void cli_usage(FILE *out)
 		"  --action-timeout S      a payment left in requires_action counts with that\n"
 		"                          status after S seconds (default 3600)\n"
 		"  --processing-timeout S  likewise for processing (default 259200)\n"
+		"  --rules FILE       business events from the app's requests (YAML; SIGHUP reloads)\n"
+		"  --salt-file FILE   keeps a generated user-pseudonym salt when USER_TRACKING_SALT\n"
+		"                     is unset (default /var/lib/bizprobe/salt)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
-		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*)\n"
+		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*),\n"
+		"  USER_TRACKING_SALT, ENABLE_USER_TRACKING=false (no user is identified)\n"
 		"options:\n"
 		"  --max-copy BYTES   bytes copied per read/write call (default 262144)\n"
 		"  --body-cap BYTES   body bytes kept per message (default 65536)\n"
@@ -61,7 +68,7 @@ enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
 	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
-	OPT_CHILD_DELAY,
+	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -84,6 +91,8 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"action-timeout", required_argument, NULL, OPT_ACTION_TIMEOUT},
 		{"trace", no_argument, NULL, OPT_TRACE},
 		{"processing-timeout", required_argument, NULL, OPT_PROCESSING_TIMEOUT},
+		{"rules", required_argument, NULL, OPT_RULES},
+		{"salt-file", required_argument, NULL, OPT_SALT_FILE},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
 		{"empty-probes", no_argument, NULL, OPT_EMPTY_PROBES},
 		{"verbose", no_argument, NULL, 'v'},
@@ -171,6 +180,12 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 				o->action_timeout_s = v;
 			else
 				o->processing_timeout_s = v;
+			break;
+		case OPT_RULES:
+			o->rules_file = optarg;
+			break;
+		case OPT_SALT_FILE:
+			o->salt_file = optarg;
 			break;
 		case OPT_EMPTY_PROBES:
 			o->capture.empty_probes = true;

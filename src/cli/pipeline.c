@@ -14,11 +14,28 @@
 #define TICK_INTERVAL_NS 250000000ll
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+}
+
+/* With a rules file, SIGHUP means "reload it" (as for most daemons); otherwise it is the
+ * terminal hanging up, and stops like SIGINT. */
+static void on_sighup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+bool cli_take_reload_request(void)
+{
+	if (!reload_requested)
+		return false;
+	reload_requested = 0;
+	return true;
 }
 
 struct pipeline {
@@ -111,6 +128,13 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (o->rules_file) {
+		struct sigaction hup = {.sa_handler = on_sighup};
+
+		sigaction(SIGHUP, &hup, NULL);
+	} else {
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	cs = capture_session_new(&o->capture, &cb, err, sizeof(err));

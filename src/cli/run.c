@@ -9,14 +9,17 @@
 #include <time.h>
 
 #include "bizprobe/business_event.h"
+#include "bizprobe/identity.h"
 #include "bizprobe/metrics.h"
 #include "bizprobe/metrics_server.h"
 #include "bizprobe/self_metrics.h"
 #include "bizprobe/stripe.h"
 #include "bizprobe/trace_format.h"
 #include "cli.h"
+#include "run_rules.h"
 
-#define DEFAULT_LISTEN "127.0.0.1:9464"
+#define DEFAULT_LISTEN	   "127.0.0.1:9464"
+#define DEFAULT_SALT_FILE "/var/lib/bizprobe/salt"
 #define SECRET_MAX 256
 
 /* Seconds one exchange spends in the semantics stage: well under a millisecond normally. */
@@ -31,6 +34,9 @@ struct run_ctx {
 	struct self_metrics *self;
 	struct metrics_family *collection_ms; /* the guide's name, a counter of milliseconds */
 	struct metrics_family *processing_s;  /* per exchange */
+	struct run_rules *rules;	      /* NULL without --rules */
+	struct pseudonymizer *pseudonymizer;  /* NULL when ENABLE_USER_TRACKING=false */
+	struct rules_env rules_env;
 	bool trace_lines;
 };
 
@@ -58,6 +64,8 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 		int64_t t0 = mono_ns(), dt;
 
 		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
+		if (r->rules)
+			run_rules_eval(r->rules, &r->rules_env, ex, wall_ns);
 		dt = mono_ns() - t0;
 		metrics_add(r->collection_ms, NULL, (double)dt / 1e6);
 		metrics_observe(r->processing_s, NULL, (double)dt / 1e9);
@@ -83,6 +91,11 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 	self_metrics_update(r->self, &c, &h);
 	if (r->stripe)
 		stripe_semantics_tick(r->stripe, time(NULL));
+	if (r->rules) {
+		if (cli_take_reload_request())
+			run_rules_reload(r->rules);
+		run_rules_publish(r->rules);
+	}
 	(void)final;
 }
 
@@ -146,6 +159,30 @@ static bool env_false(const char *name)
 	return v && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcmp(v, "no") == 0);
 }
 
+/* The guide's privacy variables. Users are always pseudonymized: ANONYMIZE_USER_DATA=false
+ * cannot turn that off, and saying so beats silently ignoring it. */
+static int setup_identity(struct run_ctx *r, const struct cli_opts *o)
+{
+	char err[512] = "";
+
+	if (env_false("ANONYMIZE_USER_DATA"))
+		fprintf(stderr, "bizprobe run: ANONYMIZE_USER_DATA=false is ignored: users are "
+				"always pseudonymized (HMAC-SHA256 under USER_TRACKING_SALT)\n");
+	if (env_false("ENABLE_USER_TRACKING")) {
+		fprintf(stderr, "bizprobe run: ENABLE_USER_TRACKING=false: events count, no user is "
+				"identified\n");
+		return 0;
+	}
+	r->pseudonymizer = pseudonymizer_new(getenv("USER_TRACKING_SALT"),
+					     o->salt_file ? o->salt_file : DEFAULT_SALT_FILE, err,
+					     sizeof(err));
+	if (!r->pseudonymizer) {
+		fprintf(stderr, "bizprobe run: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct cli_opts o = {0};
@@ -189,6 +226,19 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "bizprobe run: bad --namespace or out of memory\n");
 			goto cleanup;
 		}
+		if (setup_identity(&r, &o))
+			goto cleanup;
+		scfg.pseudonymizer = r.pseudonymizer;
+		if (o.rules_file) {
+			r.rules = run_rules_new(o.rules_file, bcfg.namespace, r.reg);
+			if (!r.rules) {
+				fprintf(stderr, "bizprobe run: %s: not loaded (see above)\n",
+					o.rules_file);
+				rc = 2;
+				goto cleanup;
+			}
+			r.rules_env = (struct rules_env){r.pseudonymizer, sink};
+		}
 		r.stripe = stripe_semantics_new(&sink, &scfg);
 		if (!r.stripe) {
 			fprintf(stderr, "bizprobe run: out of memory\n");
@@ -220,6 +270,8 @@ int cmd_run(int argc, char **argv)
 cleanup:
 	metrics_server_stop(srv);
 	stripe_semantics_free(r.stripe);
+	run_rules_free(r.rules);
+	pseudonymizer_free(r.pseudonymizer);
 	business_metrics_free(r.bm);
 	self_metrics_free(r.self);
 	metrics_registry_free(r.reg);

@@ -75,6 +75,10 @@ class Demo(unittest.TestCase):
             m = term.read_until(more, 60 * SLOW)
             self.assertIsNotNone(m, term.out[-3000:].decode(errors="replace"))
             self.assertGreater(int(m.group(2)), 0)
+            # The demo loads its rules file: views come from the app's own requests.
+            views = re.compile(rb"== users: registrations \d+ \| content views [1-9]")
+            self.assertIsNotNone(term.read_until(views, 60 * SLOW),
+                                 term.out[-3000:].decode(errors="replace"))
             term.type(b"\x03")
             rc = term.wait(60 * SLOW)
         finally:

@@ -1,7 +1,8 @@
 """End to end: the demo fan platform (Express + the real Stripe SDK) talks to the Stripe stand-in;
-bizprobe, attached to the app's process only, must export exactly the business metrics the
-scripted traffic mix says it caused, and a real Prometheus scraping it with the bearer token must
-compute the guide's payment success rate from them."""
+bizprobe, attached to the app's process only and given the demo's rules file, must export exactly
+the business metrics the scripted traffic mix says it caused (Stripe's and the rules'), and a real
+Prometheus scraping it with the bearer token must hold the same values and compute the guide's
+payment success rate from them."""
 import json
 import os
 import re
@@ -25,13 +26,19 @@ DEMO_ENV = os.path.join(ROOT, "scripts", "demo-env.sh")
 MIX = os.path.join(ROOT, "examples", "traffic", "mix.js")
 RUN_DIR = "/run/bizprobe-demo"
 NS = "direct_fan"
-# The families issue 3 defines; the mix's ground truth also names rule-engine families
-# (registrations, content) that later work will cover.
-FAMILIES = ["%s_%s" % (NS, f) for f in (
+RULES = os.path.join(ROOT, "examples", "rules", "fan-platform.yaml")
+# The Stripe families, and those the demo's rules file declares (plus business_events_total,
+# which counts both).
+STRIPE_FAMILIES = ["%s_%s" % (NS, f) for f in (
     "payment_attempts_total", "payment_amounts", "payment_failures_total",
     "subscriptions_created_total", "subscriptions_canceled_total", "subscription_revenue",
     "refunds_total", "refund_amount_total", "disputes_total", "webhook_events_total",
     "stripe_api_requests_total")]
+RULE_FAMILIES = ["%s_%s" % (NS, f) for f in (
+    "user_registrations_total", "content_views_total", "content_uploads_total",
+    "content_engagement_duration_seconds", "funnel_steps_total",
+    "experiment_exposures_total")] + ["business_events_total"]
+FAMILIES = STRIPE_FAMILIES + RULE_FAMILIES
 ACTION_TIMEOUT_S = 2
 TOKEN = "e2e-" + os.urandom(8).hex()
 
@@ -74,11 +81,16 @@ class StripeE2E(unittest.TestCase):
         cls.secret = read_env(os.path.join(RUN_DIR, "secrets.env"))["STRIPE_WEBHOOK_SECRET"]
         cls.port = free_port()
         env = dict(os.environ, STRIPE_WEBHOOK_SECRET=cls.secret, METRICS_AUTH_TOKEN=TOKEN)
+        env.pop("USER_TRACKING_SALT", None)
         cls.stderr_path = os.path.join(cls.tmp, "bizprobe.stderr")
+        cls.stdout_path = os.path.join(cls.tmp, "bizprobe.stdout")
+        cls.salt_file = os.path.join(cls.tmp, "state", "salt")
+        # --trace: the trace view is scanned for leaks too.
         cls.bp = subprocess.Popen(
             [BIZPROBE, "run", "--pid", str(cls.app_pid), "--listen", "127.0.0.1:%d" % cls.port,
-             "--action-timeout", str(ACTION_TIMEOUT_S)],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(cls.stderr_path, "w"))
+             "--action-timeout", str(ACTION_TIMEOUT_S), "--rules", RULES,
+             "--salt-file", cls.salt_file, "--trace"],
+            env=env, stdout=open(cls.stdout_path, "w"), stderr=open(cls.stderr_path, "w"))
         deadline = time.time() + 60 * SLOW
         while "attached:" not in open(cls.stderr_path).read():
             if time.time() > deadline or cls.bp.poll() is not None:
@@ -122,8 +134,15 @@ class StripeE2E(unittest.TestCase):
         names = {s["name"] for s in expected}
         for f in ("payment_attempts_total", "payment_amounts_sum", "payment_failures_total",
                   "subscription_revenue", "refund_amount_total", "webhook_events_total",
-                  "stripe_api_requests_total"):
+                  "stripe_api_requests_total", "user_registrations_total",
+                  "content_views_total", "content_uploads_total",
+                  "content_engagement_duration_seconds_sum", "funnel_steps_total",
+                  "experiment_exposures_total"):
             self.assertIn("%s_%s" % (NS, f), names)
+        self.assertIn("business_events_total", names)
+        # The guide's "monitoring the monitoring" counter moved (milliseconds of work).
+        self.assertGreater(parse(self.scrape)[
+            ("%s_platform_metrics_collection_duration_ms" % NS, ())], 0)
 
     def test_b_endpoint_requires_token(self):
         self.assertEqual(http_get(self.metrics_url)[0], 401)
@@ -134,18 +153,36 @@ class StripeE2E(unittest.TestCase):
         self.assertEqual(http_get(self.metrics_url.replace("/metrics", "/healthz"))[0], 200)
 
     def test_c_promtool_accepts_exposition(self):
+        """promtool parses the scrape; its only lint complaints are about the one name the
+        guide fixed (a counter in milliseconds without _total), which dashboards query as is."""
         r = subprocess.run(["promtool", "check", "metrics"], input=self.scrape, text=True,
                            capture_output=True)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        complaints = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+        guide_name = "%s_platform_metrics_collection_duration_ms " % NS
+        self.assertIn(r.returncode, (0, 3), r.stdout + r.stderr)  # 3: lint findings only
+        for line in complaints:
+            self.assertTrue(line.startswith(guide_name), line)
 
     def test_d_no_secrets_or_ids_in_metrics_or_logs(self):
         logs = open(self.stderr_path).read()
-        # Stripe object ids, keys and secrets, e-mails, bearer tokens, test card methods.
-        leak = re.compile(r"\b(sk|rk|pk)_(test|live)_|whsec_|\b(cus|pi|ch|evt|sub|re|price)_"
-                          r"[A-Za-z0-9]{6,}|@example\.|Bearer |pm_card")
-        for name, text in (("metrics", self.scrape), ("log", logs)):
-            m = leak.search(text)
-            self.assertIsNone(m, "%s leaks %r" % (name, m and m.group(0)))
+        # Secrets and personal data: keys, webhook secrets, bearer tokens, test card methods,
+        # the demo's user ids (fan_/cr_ + 12 hex), its session tokens (JWTs), any e-mail.
+        personal = re.compile(r"\b(sk|rk|pk)_(test|live)_|whsec_|Bearer |pm_card|"
+                              r"\b(fan|cr)_[0-9a-f]{12}\b|eyJ[A-Za-z0-9_-]{8,}|"
+                              r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}")
+        # Stripe object ids: never in labels or logs. The trace view prints request paths as
+        # they are (/v1/payment_intents/pi_.../confirm), which is what it is for.
+        stripe_ids = re.compile(r"\b(cus|pi|ch|evt|sub|re|price)_[A-Za-z0-9]{6,}")
+        trace = open(self.stdout_path).read()
+        self.assertIn("/api/register", trace)  # the trace view did show the traffic
+        salt_stat = os.stat(self.salt_file)
+        self.assertEqual(salt_stat.st_mode & 0o777, 0o600)
+        for name, text, patterns in (("metrics", self.scrape, (personal, stripe_ids)),
+                                     ("log", logs, (personal, stripe_ids)),
+                                     ("trace", trace, (personal,))):
+            for leak in patterns:
+                m = leak.search(text)
+                self.assertIsNone(m, "%s leaks %r" % (name, m and m.group(0)))
             self.assertNotIn(self.secret, text)
 
     @unittest.skipIf(os.environ.get("BIZPROBE_E2E_PROMETHEUS") == "0",
@@ -219,6 +256,29 @@ class StripeE2E(unittest.TestCase):
         self.assertEqual(set(got), set(attempts))
         for cur, (ok, total) in attempts.items():
             self.assertAlmostEqual(got[cur], 100.0 * ok / total, places=6, msg=cur)
+        # Every series of the rules' families (and business_events_total) holds in Prometheus
+        # exactly what both mixes caused.
+        cumulative = {}
+        for truth in (self.truth, truth2):
+            for s in truth["samples"]:
+                fam = s["name"]
+                for suffix in ("_sum", "_count"):
+                    if fam.endswith(suffix):
+                        fam = fam[: -len(suffix)]
+                if fam in RULE_FAMILIES:
+                    key = (s["name"], tuple(sorted(s["labels"].items())))
+                    cumulative[key] = cumulative.get(key, 0) + s["value"]
+        self.assertTrue(cumulative)
+        in_prom = {}
+        for name in {k[0] for k in cumulative}:
+            for r in query(name):
+                labels = tuple(sorted((k, v) for k, v in r["metric"].items()
+                                      if k not in ("__name__", "job", "instance")))
+                in_prom[(name, labels)] = float(r["value"][1])
+        for key, value in cumulative.items():
+            # A series the truth says stayed at 0 may never have been created.
+            self.assertAlmostEqual(in_prom.get(key, 0.0 if value == 0 else -1), value, places=6,
+                                   msg=str(key))
         overall = query('sum(rate(%s_payment_attempts_total{status="succeeded"}[5m])) / '
                         'sum(rate(%s_payment_attempts_total[5m])) * 100' % (NS, NS))
         ok_all = sum(ok for ok, _ in attempts.values())

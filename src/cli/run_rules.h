@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* The rules `bizprobe run` has in force (src/cli/run_rules.c). */
+#ifndef BIZPROBE_RUN_RULES_H
+#define BIZPROBE_RUN_RULES_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bizprobe/metrics.h"
+#include "bizprobe/rules.h"
+#include "cli.h"
+
+struct run_rules;
+
+/* Loads path (problems printed on stderr) and registers the bizprobe_rules_* families. NULL
+ * when the file has errors: run refuses to start. */
+struct run_rules *run_rules_new(const char *path, const char *namespace_,
+				struct metrics_registry *reg);
+void run_rules_free(struct run_rules *rr);
+void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
+		    const struct http_exchange *ex, uint64_t wall_ns);
+/* Loads the file again; on an error the rules in force stay and the failure is counted. */
+void run_rules_reload(struct run_rules *rr);
+/* Publishes the rules' statistics as counters (from the tick). */
+void run_rules_publish(struct run_rules *rr);
+
+#endif
