@@ -509,29 +509,6 @@ static int read_lines(struct rules_test *t)
 	return ferror(stdin) ? -EIO : 0;
 }
 
-/* As `rules check` prints them. */
-static void print_diag(const struct rules_diag *d, void *ctx)
-{
-	unsigned *errors = ctx;
-
-	if (!d->warning)
-		(*errors)++;
-	fprintf(stderr, "%s:%u:%u: %s%s\n", d->file ? d->file : "-", d->line, d->col,
-		d->warning ? "warning: " : "", d->message);
-}
-
-/*
- * rules_load_file itself, not the CLI's shared loader: cli_load_rules (cli.h) was not in the
- * tree when this was written; switching to it changes nothing printed.
- */
-static struct rules *load_rules(const char *path, const char *namespace_)
-{
-	struct rules_load_config cfg = {.namespace = namespace_};
-	unsigned errors = 0;
-
-	return rules_load_file(path, &cfg, print_diag, &errors);
-}
-
 static bool tracking_disabled(void)
 {
 	const char *v = getenv("ENABLE_USER_TRACKING");
@@ -580,7 +557,8 @@ int cmd_rules_test(int argc, char **argv)
 		return 2;
 	}
 
-	t.rules = load_rules(rules_file, namespace_);
+	/* Its diagnostics as `rules check` prints them, FILE:LINE:COL: message. */
+	t.rules = cli_load_rules(rules_file, namespace_);
 	if (!t.rules)
 		return 2;
 	if (tracking_disabled()) {
