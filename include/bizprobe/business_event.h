@@ -43,6 +43,24 @@ enum biz_event_kind {
 	/* An event of a user rule (src/rules/): name is the rule's event name and metric, when
 	 * not NULL, the family its rule declared, whose labels the event's labels are. */
 	BIZ_RULE_EVENT,
+	/* The traced app's own Sentry SDK traffic (src/semantics/sentry.c), not business events:
+	 * one envelope item the app sent to Sentry's ingest. labels: type (an item type from a
+	 * fixed list, else "other"), level ("fatal", "error", "warning", "info", "debug" or
+	 * "other" for event items, "" for others), outcome ("accepted": Sentry answered 2xx;
+	 * "rejected"), reason ("" when accepted; "rate_limited" for a 429, "too_large" for a 413,
+	 * "client_error" for other 4xx, "server_error" for 5xx, "other"). */
+	BIZ_SENTRY_ITEM,
+	/* An envelope, or its tail, that could not be read: items past that point are not
+	 * counted. labels: reason ("truncated": the body was cut; "malformed": not an envelope;
+	 * "encoding": a Content-Encoding bizprobe does not decode). */
+	BIZ_SENTRY_UNREADABLE,
+	/* The app answered 5xx on an exchange a rule with a `sentry:` key matches by role, method,
+	 * route and host (whatever its status condition): a failed business flow, for the Sentry
+	 * reporter (src/export/sentry_reporter.c); in no metric family. labels: event (the rule's
+	 * name), component, feature, funnel (the rule's sentry key, "" when not given), endpoint
+	 * (the rule's route template, "" for any path), method, status (three digits). user and
+	 * user_type as the rule's events have them. */
+	BIZ_RULE_FAILURE,
 };
 
 #define BIZ_EVENT_MAX_LABELS 8

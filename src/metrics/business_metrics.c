@@ -31,6 +31,10 @@ enum bm_family {
 	BM_API_DURATION,
 	BM_TRUNCATED,
 	BM_EVENTS,
+	BM_SENTRY_ERRORS,
+	BM_SENTRY_ITEMS,
+	BM_SENTRY_REJECTED,
+	BM_SENTRY_UNREADABLE,
 	BM_N_FAMILIES,
 };
 
@@ -101,6 +105,44 @@ static const struct family_def family_defs[BM_N_FAMILIES] = {
 		   NULL,
 		   0,
 		   true},
+    /* The traced app's own Sentry reports (BIZ_SENTRY_*): sentry_errors_total is the guide's
+     * name, queried as it is. */
+    [BM_SENTRY_ERRORS] = {"sentry_errors_total",
+			  "Error events the traced app reported to Sentry and Sentry accepted, by "
+			  "level.",
+			  METRICS_COUNTER,
+			  {"level"},
+			  1,
+			  NULL,
+			  0,
+			  true},
+    [BM_SENTRY_ITEMS] = {"bizprobe_sentry_items_total",
+			 "Envelope items other than error events the traced app sent to Sentry and "
+			 "Sentry accepted, by item type.",
+			 METRICS_COUNTER,
+			 {"type"},
+			 1,
+			 NULL,
+			 0,
+			 true},
+    [BM_SENTRY_REJECTED] = {"bizprobe_sentry_rejected_total",
+			    "Envelope items of the traced app that Sentry refused (429 rate "
+			    "limited, other non-2xx), by item type and reason.",
+			    METRICS_COUNTER,
+			    {"type", "reason"},
+			    2,
+			    NULL,
+			    0,
+			    true},
+    [BM_SENTRY_UNREADABLE] = {"bizprobe_sentry_unreadable_envelopes_total",
+			      "Envelopes to Sentry that could not be read to their end (cut, "
+			      "malformed, undecoded encoding): their remaining items are not counted.",
+			      METRICS_COUNTER,
+			      {"reason"},
+			      1,
+			      NULL,
+			      0,
+			      true},
 };
 
 /* Rule metrics by the address of their spec, checked against the family's name on every hit: a
@@ -119,6 +161,8 @@ struct business_metrics {
 	unsigned max_series;
 	uint64_t rejected;
 };
+
+static const char *const sentry_levels[] = {"fatal", "error", "warning", "info", "debug"};
 
 static int register_families(struct business_metrics *bm, const char *ns)
 {
@@ -145,6 +189,9 @@ static int register_families(struct business_metrics *bm, const char *ns)
 		if (err)
 			return err;
 	}
+	/* The levels an alert watches exist from the start at 0, so that rate() has a series. */
+	for (unsigned i = 0; i < sizeof(sentry_levels) / sizeof(sentry_levels[0]); i++)
+		metrics_add(bm->fam[BM_SENTRY_ERRORS], &sentry_levels[i], 0);
 	return 0;
 }
 
@@ -272,6 +319,24 @@ static void payment_attempt(struct business_metrics *bm, const struct business_e
 	}
 }
 
+/* labels: type, level, outcome, reason (business_event.h). */
+static void sentry_item(struct business_metrics *bm, const struct business_event *ev)
+{
+	const char *type = label_at(ev, 0);
+
+	if (strcmp(label_at(ev, 2), "accepted")) {
+		const char *rejected[] = {type, label_at(ev, 3)};
+
+		metrics_inc(bm->fam[BM_SENTRY_REJECTED], rejected);
+	} else if (!strcmp(type, "event")) {
+		const char *level[] = {label_at(ev, 1)};
+
+		metrics_inc(bm->fam[BM_SENTRY_ERRORS], level);
+	} else {
+		metrics_inc(bm->fam[BM_SENTRY_ITEMS], &type);
+	}
+}
+
 void business_metrics_on_event(const struct business_event *ev, void *ctx)
 {
 	struct business_metrics *bm = ctx;
@@ -322,5 +387,13 @@ void business_metrics_on_event(const struct business_event *ev, void *ctx)
 	case BIZ_RULE_EVENT:
 		rule_event(bm, ev);
 		break;
+	case BIZ_SENTRY_ITEM:
+		sentry_item(bm, ev);
+		break;
+	case BIZ_SENTRY_UNREADABLE:
+		metrics_inc(bm->fam[BM_SENTRY_UNREADABLE], first);
+		break;
+	case BIZ_RULE_FAILURE:
+		break; /* for the Sentry reporter only */
 	}
 }
