@@ -71,8 +71,14 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 		return;
 	}
 	rec = scratch_get();
-	if (!rec)
+	if (!rec) {
+		/* No scratch for this CPU (the loader sizes it to every possible CPU): the call's
+		 * bytes are lost, and said to be. */
+		stat_inc(BP_STAT_DISCARDED, 1);
+		if (cs->state == CONN_HTTP)
+			cs->lost_pending[dir & 1] = sat_add_u64(cs->lost_pending[dir & 1], len);
 		return;
+	}
 	c = &rec->cur;
 	c->key = key;
 	c->dir = dir;

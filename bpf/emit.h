@@ -54,15 +54,15 @@ static __always_inline __u32 clamp_u32(__u64 n)
 
 /* Bytes of this call's direction that never reached userspace: reported before the next record
  * that does, by this call or a later one. Slow path (a full ring), so the lookup is here. */
-static __always_inline void cursor_add_lost(struct span_cursor *c, __u32 dir, __u32 n)
+static __always_inline void cursor_add_lost(struct span_cursor *c, __u32 dir, __u64 n)
 {
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
 
 	if (cs) {
-		cs->lost_pending[dir] += n;
-		c->lost_before = cs->lost_pending[dir];
+		cs->lost_pending[dir & 1] = sat_add_u64(cs->lost_pending[dir & 1], n);
+		c->lost_before = cs->lost_pending[dir & 1];
 	} else {
-		c->lost_before += n;
+		c->lost_before = sat_add_u64(c->lost_before, n);
 	}
 }
 
@@ -71,14 +71,14 @@ static __always_inline void cursor_lost_reported(struct span_cursor *c, __u32 di
 	struct conn_state *cs = bpf_map_lookup_elem(&conns, &c->key);
 
 	if (cs)
-		cs->lost_pending[dir] = 0;
+		cs->lost_pending[dir & 1] = 0;
 	c->lost_before = 0;
 }
 
 /* The header of a data record: copied bytes follow it, len - copied were lost after them. */
 static __always_inline void data_header(struct bp_event *ev, const struct conn_key *key,
 					__u64 generation, __u32 role_hint, __u32 dir, __u32 copied,
-					__u32 len, __u32 lost_before)
+					__u32 len, __u64 lost_before)
 {
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->conn_id = key->id;
@@ -93,7 +93,6 @@ static __always_inline void data_header(struct bp_event *ev, const struct conn_k
 	ev->role_hint = (__u8)role_hint;
 	ev->pad0 = 0;
 	ev->lost_before = lost_before;
-	ev->pad1 = 0;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
@@ -107,10 +106,17 @@ static __always_inline void flush_record(struct scratch_record *rec)
 	if (filled == 0 && c->lost_after == 0)
 		return;
 	c->filled = 0;
-	if (filled > BP_CHUNK_BYTES)
+	if (filled > BP_CHUNK_BYTES) {
+		/* The verifier's bound; counted and reported as a gap should it ever fire. */
+		stat_inc(BP_STAT_DISCARDED, 1);
+		cursor_add_lost(c, dir, (__u64)filled + c->lost_after);
+		c->lost_after = 0;
 		return;
+	}
+	/* len is 32-bit: a call that lost more than 4 GiB after its bytes (possible only for an
+	 * SSL_write_ex of that size) reports the most it can. */
 	data_header(&rec->ev, &c->key, c->generation, c->role_hint, dir, filled,
-		    filled + c->lost_after, c->lost_before);
+		    clamp_u32((__u64)filled + c->lost_after), c->lost_before);
 	/* Re-bound after the barrier: clang spills filled and 5.10's verifier loses the bound
 	 * checked above on the reloaded copy. The mask is a no-op for filled <= BP_CHUNK_BYTES. */
 	size = filled;
@@ -203,7 +209,7 @@ static __always_inline void emit_cursor(struct scratch_record *rec)
 			break;
 	if (c->total) {
 		stat_inc(BP_STAT_TRUNCATED, 1);
-		c->lost_after += clamp_u32(c->total);
+		c->lost_after = clamp_u32((__u64)c->lost_after + c->total);
 	}
 	flush_record(rec);
 }
@@ -228,14 +234,17 @@ static __always_inline void emit_in_place(const struct conn_key *key, struct con
 	dir &= 1;
 	if (!ev) {
 		stat_inc(BP_STAT_RINGBUF_FULL, 1);
-		cs->lost_pending[dir] += (__u32)len;
+		cs->lost_pending[dir] = sat_add_u64(cs->lost_pending[dir], len);
 		return;
 	}
 	/* The bound the verifier needs for the read, re-derived after a barrier (see
-	 * bp_emit_step); callers pass len within the class. */
+	 * bp_emit_step); callers pass len within the class, so this never fires: if it did, the
+	 * bytes are counted and reported lost like a full ring's. */
 	asm volatile("" : "+r"(n));
 	if (n > record_bytes - sizeof(*ev)) {
 		bpf_ringbuf_discard(ev, 0);
+		stat_inc(BP_STAT_DISCARDED, 1);
+		cs->lost_pending[dir] = sat_add_u64(cs->lost_pending[dir], len);
 		return;
 	}
 	copied = (__u32)n;

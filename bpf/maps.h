@@ -8,7 +8,7 @@
 
 #define MAX_TARGETS 4194304  /* possible pids: one byte each (the loader sets it from pid_max) */
 #define MAX_TARGET_EXES 256  /* executables whose new processes are traced: 16 B key + 4 B */
-#define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 24 B value */
+#define MAX_CONNS 65536	     /* fds and SSL* of traced processes: 16 B key + 32 B value */
 #define MAX_INFLIGHT 16384   /* threads inside a traced read/write call: 8 B key + 32 B value */
 #define RINGBUF_BYTES (8u << 20) /* records in flight to userspace; power of two */
 
@@ -65,7 +65,9 @@ struct conn_key {
 
 struct conn_state {
 	__u64 generation;
-	__u32 lost_pending[2]; /* per enum bp_dir: bytes lost since that direction's last record */
+	/* Per enum bp_dir: bytes lost since that direction's last record. 64-bit, added to with
+	 * saturation: a 32-bit count wrapped after 4 GiB of losses and reported a small gap. */
+	__u64 lost_pending[2];
 	__u8 state;	       /* enum conn_kind_state */
 	__u8 role_hint;	    /* enum bp_role_hint */
 	__u8 sniffs_left;   /* chunks that may still prove the connection is HTTP */
@@ -165,8 +167,9 @@ struct span_cursor {
 	__u32 lost_after; /* bytes lost after them (a fault, the copy cap) */
 	/* The connection's state, copied at the call's start so that records need no lookup. */
 	__u64 generation;
-	__u32 lost_before; /* this direction's lost_pending: bytes lost before the next record */
+	__u64 lost_before; /* this direction's lost_pending: bytes lost before the next record */
 	__u32 role_hint;
+	__u32 pad;
 };
 
 /*
@@ -189,6 +192,12 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch_record);
 } scratch SEC(".maps");
+
+/* a + b, stuck at the maximum rather than wrapping to a small number. */
+static __always_inline __u64 sat_add_u64(__u64 a, __u64 b)
+{
+	return a + b < a ? ~0ull : a + b;
+}
 
 static __always_inline void stat_inc(__u32 key, __u64 n)
 {

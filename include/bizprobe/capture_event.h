@@ -65,8 +65,9 @@ struct bp_event {
 	__u8 source;	  /* enum bp_conn_source */
 	__u8 role_hint;	  /* enum bp_role_hint */
 	__u8 pad0;
-	__u32 lost_before; /* bytes of this stream lost just before this record (ring full, read fault) */
-	__u32 pad1;
+	/* Bytes of this stream lost just before this record (ring full, read fault). 64-bit: a
+	 * connection whose records keep failing can lose more than 4 GiB before one gets through. */
+	__u64 lost_before;
 	char comm[BP_COMM_LEN];
 	/* payload follows: copied bytes */
 };
@@ -82,6 +83,9 @@ enum bp_stat {
 	BP_STAT_CONN_HTTP,	  /* connections sniffed as HTTP */
 	BP_STAT_CONN_IGNORED,	  /* connections sniffed as something else: no further cost */
 	BP_STAT_EVENTS,		  /* records written */
+	/* A record dropped by a guard the verifier needs but that should never fire (a size out of
+	 * its class, no per-CPU scratch): its bytes are reported lost as a gap. */
+	BP_STAT_DISCARDED,
 	BP_STAT__COUNT,
 };
 

@@ -40,6 +40,7 @@ struct capture_stats {
 	uint64_t records;		 /* ring-buffer records consumed */
 	uint64_t bytes;			 /* payload bytes consumed */
 	uint64_t lost_bytes;		 /* gaps reported by the kernel */
+	uint64_t malformed_records;	 /* records whose lengths contradict each other: skipped */
 	uint32_t traced_processes;
 	uint32_t tls_files;	 /* files (inodes) with OpenSSL uprobes attached */
 	uint64_t attach_errors;

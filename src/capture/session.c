@@ -358,11 +358,17 @@ static int handle_record(void *ctx, void *data, size_t size)
 		chunk.ts_ns = ev->ts_ns;
 		chunk.dir = ev->dir;
 		if (ev->lost_before) {
-			/* The gap comes before this record's bytes: deliver it on its own. */
-			s->stats.lost_bytes += ev->lost_before;
-			chunk.lost = ev->lost_before;
-			if (s->cb.on_chunk)
-				s->cb.on_chunk(&chunk, s->cb.ctx);
+			/* The gap comes before this record's bytes: deliver it on its own, in
+			 * pieces a capture_chunk can say (its lost is 32-bit, the kernel's 64). */
+			uint64_t gap = ev->lost_before;
+
+			s->stats.lost_bytes += gap;
+			while (gap) {
+				chunk.lost = gap > UINT32_MAX ? UINT32_MAX : (uint32_t)gap;
+				gap -= chunk.lost;
+				if (s->cb.on_chunk)
+					s->cb.on_chunk(&chunk, s->cb.ctx);
+			}
 			chunk.lost = 0;
 		}
 		if (ev->kind == BP_EV_CLOSE) {
@@ -370,11 +376,22 @@ static int handle_record(void *ctx, void *data, size_t size)
 				s->cb.on_close(&chunk.conn, ev->ts_ns, s->cb.ctx);
 			break;
 		}
-		if (ev->copied > size - sizeof(*ev))
-			break; /* cannot happen with our BPF side; never trust a length */
+		/* Cannot happen with our BPF side; never trust a length. Counted: the stream
+		 * then has a hole the HTTP stage does not know of. */
+		if (ev->copied > size - sizeof(*ev)) {
+			s->stats.malformed_records++;
+			break;
+		}
 		chunk.data = (const uint8_t *)(ev + 1);
 		chunk.len = ev->copied;
-		chunk.lost = ev->len - ev->copied;
+		if (ev->len < ev->copied) {
+			/* len is what the call moved: never less than what it copied. Trust the
+			 * copied bytes, which are there, and lose nothing after them. */
+			s->stats.malformed_records++;
+			chunk.lost = 0;
+		} else {
+			chunk.lost = ev->len - ev->copied;
+		}
 		s->stats.bytes += ev->copied;
 		s->stats.lost_bytes += chunk.lost;
 		if (s->cb.on_chunk)
