@@ -70,6 +70,9 @@ $(OUT)/tests/%: tests/unit/%.c $(OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(OUT)/libbizprobe.a $(LDLIBS) -lcmocka -o $@
 
+# Forces malloc failures in the HTTP stage through its own calloc (tests/unit/test_http_memory.c).
+$(OUT)/tests/test_http_memory: LDLIBS += -Wl,--wrap=calloc
+
 # Userspace microbenchmark of the HTTP and Stripe stages (bench/pipeline_bench.c). Built with the
 # unit tests so that it keeps compiling; only `make pipeline-bench` runs it.
 PIPELINE_BENCH := $(OUT)/bench/pipeline_bench

@@ -55,12 +55,27 @@ struct http_exchange {
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_message_header(const struct http_message *msg, const char *name);
 
-/* A field left 0 takes its default (max_conns 4096, max_pipelined 16). */
+/* A field left 0 takes its default (max_conns 4096, max_pipelined 16, memory_limit 64 MiB). */
 struct http_tracker_config {
 	size_t body_cap;      /* bytes of body kept per message (default 64 KiB) */
 	size_t header_cap;    /* bytes of start line + headers kept per message (default 16 KiB) */
 	unsigned max_conns;   /* connections tracked at once; the oldest idle one is evicted */
 	unsigned max_pipelined; /* requests awaiting a response per connection */
+	/* Bytes the stage may hold for all connections together: connection state, message
+	 * buffers, headers, bodies and inflate state. Over it, the least recently fed connections
+	 * give up their idle buffers, then are evicted (their exchanges in flight are dropped and
+	 * counted); what still does not fit is refused and its message truncated. */
+	size_t memory_limit;
+};
+
+/* Why exchanges in flight were dropped (struct http_tracker_stats.dropped). */
+enum http_drop_cause {
+	HTTP_DROP_MEMORY = 0,	/* their connection was evicted to stay within memory_limit */
+	HTTP_DROP_CONN_LIMIT,	/* ... evicted because max_conns connections were tracked */
+	HTTP_DROP_PIPELINE,	/* more than max_pipelined requests waited for their responses */
+	HTTP_DROP_PARSE_ERROR,	/* the connection's bytes stopped being HTTP/1.x (or a gap) */
+	HTTP_DROP_OUT_OF_MEMORY, /* an allocation failed (malloc, not the budget) */
+	HTTP_DROP__COUNT,
 };
 
 struct http_tracker_stats {
@@ -72,6 +87,16 @@ struct http_tracker_stats {
 	uint64_t incomplete;	 /* messages cut off by close or eviction */
 	uint64_t evicted;	 /* connections dropped because max_conns was reached */
 	uint64_t unmatched;	 /* responses without a request (attached mid-exchange) */
+	uint64_t dropped[HTTP_DROP__COUNT]; /* exchanges in flight dropped, by cause */
+	uint64_t evicted_memory;	    /* connections evicted to stay within memory_limit */
+	uint64_t memory_trimmed;	    /* idle connections whose buffers were freed for it */
+	uint64_t memory_refused;	    /* allocations refused by the budget: message truncated */
+	uint64_t alloc_failed;		    /* allocations that failed (out of memory) */
+	/* Gauges, not counters. */
+	uint64_t memory_bytes;		    /* bytes charged to the budget now */
+	uint64_t memory_peak_bytes;	    /* most ever charged at once */
+	uint64_t memory_limit_bytes;	    /* the budget */
+	uint64_t connections;		    /* connections tracked now */
 };
 
 /* Called once per completed exchange; the exchange and everything it points to is valid only
@@ -81,12 +106,22 @@ typedef void (*http_exchange_cb)(const struct http_exchange *ex, void *ctx);
 
 struct http_tracker;
 
-/* cfg may be NULL for defaults. Returns NULL on allocation failure. */
+/* The smallest memory_limit that holds one exchange at cfg's caps (defaults for fields left
+ * 0), whatever memory_limit cfg itself says. */
+size_t http_tracker_min_memory(const struct http_tracker_config *cfg);
+
+/* 0, or -EINVAL with a sentence for the user in err: a cap too large for the memory limit. */
+int http_tracker_config_check(const struct http_tracker_config *cfg, char *err, size_t err_len);
+
+/* cfg may be NULL for defaults. Returns NULL on allocation failure, or (errno EINVAL) when cfg
+ * fails http_tracker_config_check. */
 struct http_tracker *http_tracker_new(const struct http_tracker_config *cfg, http_exchange_cb cb,
 				      void *ctx);
 void http_tracker_free(struct http_tracker *t);
 
-/* Feeds one chunk of one connection's stream, in order. Returns 0 or a negative errno. */
+/* Feeds one chunk of one connection's stream, in order. Returns 0 or a negative errno; an
+ * -ENOMEM is also counted (stats.alloc_failed, and dropped[HTTP_DROP_OUT_OF_MEMORY] for an
+ * exchange lost to it), so a caller that ignores it loses nothing silently. */
 int http_tracker_feed(struct http_tracker *t, const struct capture_chunk *chunk);
 
 /* The connection ended: messages delimited by end of stream complete, others count incomplete. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@ void cli_usage(FILE *out)
 		"options:\n"
 		"  --max-copy BYTES   bytes copied per read/write call (default 262144)\n"
 		"  --body-cap BYTES   body bytes kept per message (default 65536)\n"
+		"  --memory-limit BYTES  the HTTP stage's memory for all connections together\n"
+		"                     (default 67108864); over it the least recently active\n"
+		"                     connections give way, counted in bizprobe_http_* metrics\n"
 		"  --ringbuf BYTES    kernel-to-user ring buffer (default 4194304)\n"
 		"  -v, --verbose      attach decisions and libbpf messages on stderr\n",
 		BIZPROBE_VERSION);
@@ -68,7 +72,7 @@ enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
 	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
-	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE,
+	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -81,6 +85,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"bodies", no_argument, NULL, OPT_BODIES},
 		{"max-copy", required_argument, NULL, OPT_MAX_COPY},
 		{"body-cap", required_argument, NULL, OPT_BODY_CAP},
+		{"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
 		{"ringbuf", required_argument, NULL, OPT_RINGBUF},
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"namespace", required_argument, NULL, OPT_NAMESPACE},
@@ -151,6 +156,20 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			else
 				o->capture.ringbuf_bytes = v;
 			break;
+		case OPT_MEMORY_LIMIT: {
+			char *end;
+			unsigned long long m;
+
+			errno = 0;
+			m = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || optarg[0] == '-' || m == 0 ||
+			    m > SIZE_MAX) {
+				fprintf(stderr, "bizprobe %s: bad --memory-limit %s\n", cmd, optarg);
+				return -EINVAL;
+			}
+			o->http.memory_limit = (size_t)m;
+			break;
+		}
 		case OPT_LISTEN:
 			o->listen = optarg;
 			break;
@@ -204,6 +223,16 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "bizprobe %s: unexpected argument %s\n", cmd, argv[optind]);
 		return -EINVAL;
+	}
+	{
+		char why[256];
+
+		/* The caps must fit the budget: else every exchange at the caps would be cut. */
+		if (http_tracker_config_check(&o->http, why, sizeof(why))) {
+			fprintf(stderr, "bizprobe %s: --memory-limit too small for --body-cap: %s\n",
+				cmd, why);
+			return -EINVAL;
+		}
 	}
 	if (!o->capture.n_pids && !o->capture.n_exes) {
 		fprintf(stderr, "bizprobe %s: select processes with --pid PID or --exe PATH\n", cmd);

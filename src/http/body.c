@@ -6,7 +6,6 @@
  * and its remaining input is only counted. zlib's own state (about 7 KiB + a 32 KiB window) is
  * allocated once per message buffer and reset, not re-initialized, for the next message.
  */
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,11 +61,21 @@ void http_body_begin(struct http_msgbuf *m)
 		return;
 	if (!m->z_ready) {
 		memset(&m->z, 0, sizeof(m->z));
+		m->z.zalloc = http_mem_zalloc;
+		m->z.zfree = http_mem_zfree;
+		m->z.opaque = m->t;
 		rc = inflateInit2(&m->z, Z_AUTO_WBITS);
-		if (rc != Z_OK)
-			return; /* out of memory: keep the compressed bytes rather than nothing */
+		if (rc != Z_OK) {
+			/* Over budget (or out of memory): no decoded body. Not the compressed bytes
+			 * either, which readers would take for the decoded ones. */
+			m->body_truncated = true;
+			m->decode = HTTP_DECODE_STOPPED;
+			return;
+		}
 		m->z_ready = true;
 	} else if (inflateReset2(&m->z, Z_AUTO_WBITS) != Z_OK) {
+		m->body_truncated = true;
+		m->decode = HTTP_DECODE_STOPPED;
 		return;
 	}
 	m->z_raw = false;
@@ -90,7 +99,7 @@ static bool body_grow(struct http_msgbuf *m, size_t cap)
 	n = m->body_alloc ? m->body_alloc * 2 : BODY_INITIAL_ALLOC;
 	if (n > limit)
 		n = limit;
-	p = realloc(m->body, n);
+	p = http_mem_grow(m->t, m->body, m->body_alloc, n);
 	if (!p)
 		return m->body_len + 1 < m->body_alloc;
 	m->body = p;

@@ -25,6 +25,12 @@
 #define HTTP_DEFAULT_HEADER_CAP	   (16u * 1024u)
 #define HTTP_DEFAULT_MAX_CONNS	   4096u
 #define HTTP_DEFAULT_MAX_PIPELINED 16u
+#define HTTP_DEFAULT_MEMORY_LIMIT  (64u << 20)
+
+/* What zlib allocates for one inflate stream, as counted by our allocator: its state (about
+ * 7 KiB in zlib 1.2.13) and a 32 KiB window, each with our size header. An upper bound, used
+ * only to check that a configuration can hold one exchange. */
+#define HTTP_INFLATE_STATE_BYTES (48u * 1024u)
 
 /* Bytes kept from the start of a direction while deciding whether it starts a message:
  * enough for the longest method ("UNSUBSCRIBE ") and for "HTTP/1.". */
@@ -37,8 +43,11 @@ enum http_decode_state {
 	HTTP_DECODE_STOPPED,  /* cap reached, bytes lost or stream corrupt: no more inflating */
 };
 
+struct http_tracker;
+
 /* Storage for one message, reused from one message to the next on the same connection. */
 struct http_msgbuf {
+	struct http_tracker *t; /* whose memory budget the buffers below are charged to */
 	/* Request-target (requests only) then "name\0value\0" per header, all NUL-terminated. */
 	char *hdr;
 	uint32_t hdr_len;
@@ -125,6 +134,9 @@ struct http_conn {
 
 	struct http_msgbuf resp[2];
 	unsigned cur_resp;
+	/* enum http_drop_cause of the next http_conn_reset: a parse error unless the budget or
+	 * malloc refused the buffer a message needed. */
+	unsigned reset_cause;
 	bool parked; /* resp[cur_resp ^ 1] is the finished response of the (unfinished) head */
 };
 
@@ -136,6 +148,15 @@ struct http_conn_table {
 	struct http_conn *lru_last;  /* least recently used */
 };
 
+/*
+ * The memory budget (cfg.memory_limit): every byte the stage allocates for a connection (its
+ * struct and queue, message buffers, header and body storage, zlib's state) is charged to
+ * mem_used before it is allocated. A charge that would go over the limit first reclaims, oldest
+ * (least recently fed) connection first: idle buffers of connections with nothing in flight
+ * (lossless), then whole connections, whose exchanges in flight are dropped and counted. The
+ * connection being fed is never reclaimed; what still does not fit is refused, and the message
+ * that needed it is truncated (counted too).
+ */
 struct http_tracker {
 	struct http_tracker_config cfg;
 	http_exchange_cb cb;
@@ -145,7 +166,22 @@ struct http_tracker {
 	http_parser_settings settings;
 	char *split_buf; /* path and query of the exchange being delivered */
 	size_t split_cap;
+	size_t mem_used;
+	struct http_conn *feeding; /* the connection http_tracker_feed is working on */
+	bool reclaiming;	   /* inside a reclaim: charges may not reclaim again */
+	bool idle_hint;		   /* a message ended since reclaim last found too little idle */
 };
+
+/* tracker.c: the budget. Charges n bytes (reclaiming if needed); false when they do not fit. */
+bool http_mem_charge(struct http_tracker *t, size_t n);
+void http_mem_uncharge(struct http_tracker *t, size_t n);
+/* realloc of a buffer of old bytes to new bytes (new > old), charged. NULL: refused or out of
+ * memory (counted), p untouched. */
+void *http_mem_grow(struct http_tracker *t, void *p, size_t old, size_t new_size);
+void http_mem_free(struct http_tracker *t, void *p, size_t size);
+/* zlib's allocator pair (opaque is the tracker), charged the same way. */
+void *http_mem_zalloc(void *opaque, unsigned items, unsigned size);
+void http_mem_zfree(void *opaque, void *p);
 
 /* conn_table.c */
 int http_conn_table_init(struct http_conn_table *tbl, unsigned max_conns);
@@ -157,6 +193,7 @@ void http_conn_table_touch(struct http_conn_table *tbl, struct http_conn *c);
 
 /* message.c */
 void http_msgbuf_reset(struct http_msgbuf *m);
+/* Frees the buffers (not m itself), uncharging them; m stays usable (empty). */
 void http_msgbuf_free(struct http_msgbuf *m);
 void http_msgbuf_url(struct http_msgbuf *m, const char *at, size_t len, size_t cap);
 void http_msgbuf_header_field(struct http_msgbuf *m, const char *at, size_t len, size_t cap);

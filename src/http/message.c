@@ -6,7 +6,6 @@
  * doubling up to header_cap and never beyond: a header that does not fit is dropped whole
  * (rolled back) and headers_truncated is set, so a 1 MiB header costs at most header_cap.
  */
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -41,10 +40,10 @@ void http_msgbuf_reset(struct http_msgbuf *m)
 
 void http_msgbuf_free(struct http_msgbuf *m)
 {
-	free(m->hdr);
-	free(m->body);
+	http_mem_free(m->t, m->hdr, m->hdr_alloc);
+	http_mem_free(m->t, m->body, m->body_alloc);
 	if (m->z_ready)
-		inflateEnd(&m->z);
+		inflateEnd(&m->z); /* through http_mem_zfree */
 	m->hdr = NULL;
 	m->body = NULL;
 	m->hdr_alloc = 0;
@@ -68,7 +67,7 @@ static bool hdr_reserve(struct http_msgbuf *m, size_t need, size_t cap)
 		n *= 2;
 	if (n > cap)
 		n = cap;
-	p = realloc(m->hdr, n);
+	p = http_mem_grow(m->t, m->hdr, m->hdr_alloc, n);
 	if (!p)
 		return false;
 	m->hdr = p;

@@ -279,9 +279,12 @@ static enum verdict classify(const struct http_conn *c, enum bp_dir dir, const u
 	return V_NO;
 }
 
+/* Also where a message whose buffer was refused ends (on_message_begin failed): that is not the
+ * bytes' fault, and http_conn_reset counts it under its own cause. */
 static void parse_error(struct http_conn *c)
 {
-	c->t->stats.parse_errors++;
+	if (c->reset_cause == HTTP_DROP_PARSE_ERROR)
+		c->t->stats.parse_errors++;
 	http_conn_reset(c);
 }
 
