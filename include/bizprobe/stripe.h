@@ -64,6 +64,9 @@ struct stripe_stats {
 	uint64_t parse_errors;	/* bodies that were not the JSON expected */
 	uint64_t pending;	/* attempts currently awaiting a terminal status */
 	uint64_t subscriptions; /* subscriptions currently contributing to MRR */
+	/* Paying subscriptions evicted from a full table (max_subscriptions): their MRR left the
+	 * gauge though they may still pay. */
+	uint64_t subscriptions_evicted;
 };
 void stripe_semantics_get_stats(const struct stripe_semantics *s, struct stripe_stats *out);
 

@@ -24,6 +24,17 @@ static const struct self_series lost_reasons[] = {
     {"read_failed", CAPTURE_STAT(kernel[BP_STAT_READ_FAILED])},
     {"conn_map_full", CAPTURE_STAT(kernel[BP_STAT_CONN_MAP_FULL])},
     {"args_map_full", CAPTURE_STAT(kernel[BP_STAT_ARGS_MAP_FULL])},
+    {"discarded", CAPTURE_STAT(kernel[BP_STAT_DISCARDED])},
+    {"malformed_record", CAPTURE_STAT(malformed_records)},
+};
+
+/* Exchanges the HTTP stage dropped while under way, by why (enum http_drop_cause). */
+static const struct self_series drop_causes[] = {
+    {"memory", HTTP_STAT(dropped[HTTP_DROP_MEMORY])},
+    {"conn_limit", HTTP_STAT(dropped[HTTP_DROP_CONN_LIMIT])},
+    {"pipeline_full", HTTP_STAT(dropped[HTTP_DROP_PIPELINE])},
+    {"parse_error", HTTP_STAT(dropped[HTTP_DROP_PARSE_ERROR])},
+    {"out_of_memory", HTTP_STAT(dropped[HTTP_DROP_OUT_OF_MEMORY])},
 };
 
 /* The kernel's verdict on a connection's first bytes. */
@@ -82,14 +93,53 @@ static const struct self_counter {
      .help = "Connections dropped because the connection table was full.",
      .from_http = true,
      UNLABELLED(HTTP_STAT(evicted))},
+    {.name = "bizprobe_http_exchanges_dropped_total",
+     .help = "Exchanges under way that the HTTP stage dropped, by cause.",
+     .label = "cause",
+     .from_http = true,
+     SERIES(drop_causes)},
+    {.name = "bizprobe_http_memory_evicted_connections_total",
+     .help = "Connections evicted to keep the HTTP stage within --memory-limit.",
+     .from_http = true,
+     UNLABELLED(HTTP_STAT(evicted_memory))},
+    {.name = "bizprobe_http_memory_refused_total",
+     .help = "Allocations --memory-limit refused once nothing else could give way (the "
+	     "message that needed one is truncated).",
+     .from_http = true,
+     UNLABELLED(HTTP_STAT(memory_refused))},
+    {.name = "bizprobe_http_alloc_failures_total",
+     .help = "Allocations of the HTTP stage that failed (out of memory).",
+     .from_http = true,
+     UNLABELLED(HTTP_STAT(alloc_failed))},
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
+
+/* Gauges of the HTTP stage, published as they are. */
+static const struct self_gauge {
+	const char *name;
+	const char *help;
+	size_t off; /* in struct http_tracker_stats */
+} http_gauges[] = {
+    {"bizprobe_http_memory_bytes",
+     "Bytes the HTTP stage holds for connections, message buffers and inflate state.",
+     HTTP_STAT(memory_bytes)},
+    {"bizprobe_http_memory_peak_bytes", "Most bytes the HTTP stage ever held at once.",
+     HTTP_STAT(memory_peak_bytes)},
+    {"bizprobe_http_memory_limit_bytes", "The HTTP stage's memory budget (--memory-limit).",
+     HTTP_STAT(memory_limit_bytes)},
+    {"bizprobe_http_connections", "Connections the HTTP stage tracks now.",
+     HTTP_STAT(connections)},
+};
+#define N_HTTP_GAUGES (sizeof(http_gauges) / sizeof(http_gauges[0]))
 
 struct self_metrics {
 	struct metrics_family *counters[N_COUNTERS]; /* as counters[]; NULL if not registered */
 	struct metrics_family *traced, *tls_files;
+	struct metrics_family *http_gauges[N_HTTP_GAUGES];
+	struct metrics_family *stripe_parse_errors, *subs_evicted;
 	struct capture_stats last_c;
 	struct http_tracker_stats last_h;
+	struct stripe_stats last_s;
 };
 
 static struct metrics_family *reg_family(struct metrics_registry *reg, const char *name,
@@ -138,6 +188,26 @@ struct self_metrics *self_metrics_new(struct metrics_registry *reg)
 	m->tls_files =
 	    reg_family(reg, "bizprobe_tls_files_attached",
 		       "Files (inodes) with OpenSSL uprobes attached.", METRICS_GAUGE, NULL);
+	for (size_t i = 0; i < N_HTTP_GAUGES; i++) {
+		m->http_gauges[i] = reg_family(reg, http_gauges[i].name, http_gauges[i].help,
+					       METRICS_GAUGE, NULL);
+		if (m->http_gauges[i])
+			metrics_set(m->http_gauges[i], NULL, 0);
+	}
+	/* Truncated Stripe bodies are business events already (bizprobe_stripe_truncated_
+	 * exchanges_total); bodies that were whole but not the JSON expected are not. */
+	m->stripe_parse_errors =
+	    reg_family(reg, "bizprobe_stripe_parse_errors_total",
+		       "Stripe API and webhook bodies that were whole but not the JSON expected: no "
+		       "business event came of them.",
+		       METRICS_COUNTER, NULL);
+	add(m->stripe_parse_errors, NULL, 0);
+	m->subs_evicted = reg_family(
+	    reg, "bizprobe_stripe_subscriptions_evicted_total",
+	    "Paying subscriptions forgotten because the subscription table was full: their MRR "
+	    "left the revenue gauge.",
+	    METRICS_COUNTER, NULL);
+	add(m->subs_evicted, NULL, 0);
 	return m;
 }
 
@@ -180,6 +250,18 @@ void self_metrics_update(struct self_metrics *m, const struct capture_stats *c,
 		metrics_set(m->traced, NULL, c->traced_processes);
 	if (m->tls_files)
 		metrics_set(m->tls_files, NULL, c->tls_files);
+	for (size_t i = 0; i < N_HTTP_GAUGES; i++)
+		if (m->http_gauges[i])
+			metrics_set(m->http_gauges[i], NULL, (double)stat_at(h, http_gauges[i].off));
 	m->last_c = *c;
 	m->last_h = *h;
+}
+
+void self_metrics_update_stripe(struct self_metrics *m, const struct stripe_stats *s)
+{
+	if (!m || !s)
+		return;
+	advance(m->stripe_parse_errors, NULL, s->parse_errors, m->last_s.parse_errors);
+	advance(m->subs_evicted, NULL, s->subscriptions_evicted, m->last_s.subscriptions_evicted);
+	m->last_s = *s;
 }

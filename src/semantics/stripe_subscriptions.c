@@ -12,6 +12,7 @@
  * The gauge only knows subscriptions seen since bizprobe started; a restart starts from 0
  * until each subscription shows up again (src/state is where this will persist).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ static double interval_factor(const char *interval, int64_t count)
 	return f / (double)(count > 0 ? count : 1);
 }
 
+/* A price's amount in minor units; false when it has none we can use. Stripe prices are never
+ * negative, so a negative (or non-finite: "inf", "1e999") amount is not a price: it would
+ * subtract from, or swamp, everyone else's MRR. */
 static bool item_unit_amount(struct json_val price, double *out)
 {
 	int64_t v;
@@ -57,7 +61,7 @@ static bool item_unit_amount(struct json_val price, double *out)
 
 	if (stripe_json_int(price, "unit_amount", &v) || stripe_json_int(price, "amount", &v)) {
 		*out = (double)v;
-		return true;
+		return v >= 0;
 	}
 	dec = stripe_json_str(price, "unit_amount_decimal");
 	if (!dec)
@@ -66,7 +70,7 @@ static bool item_unit_amount(struct json_val price, double *out)
 		char *end;
 
 		*out = strtod(dec, &end);
-		return end != dec && *out >= 0;
+		return end != dec && isfinite(*out) && *out >= 0;
 	}
 	return false;
 }
@@ -200,9 +204,16 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 	}
 }
 
+/* The table is full: a subscription we may still be paid for is forgotten, and the gauge drops
+ * by its MRR. Counted, since the gauge alone cannot tell that from a cancellation. */
 void stripe_subscription_evicted(const char *key, void *value, void *ctx)
 {
-	drop_contribution(ctx, value);
+	struct stripe_semantics *s = ctx;
+	struct stripe_sub *rec = value;
+
+	if (rec->contributing)
+		s->stats.subscriptions_evicted++;
+	drop_contribution(s, rec);
 }
 
 struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur)

@@ -377,6 +377,74 @@ static void test_mrr_weekly_quantity_and_statuses(void **state)
 	assert_true(mval(e->reg, MRR, L("USD")) == 1.25);
 }
 
+/* A negative or non-finite price is not a price: it neither lowers nor swamps the gauge. */
+static void test_mrr_ignores_negative_amounts(void **state)
+{
+	struct env *e = *state;
+	char *body = NULL;
+
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_P", "active", "usd", 1000, "month", 1, 1, 0, 0));
+	assert_true(mval(e->reg, MRR, L("USD")) == 10.0);
+	/* unit_amount -5000 (and its decimal form): that item gives nothing */
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_N", "active", "usd", -5000, "month", 1, 1, 0, 0));
+	assert_true(mval(e->reg, MRR, L("USD")) == 10.0);
+	/* one good item and one negative: only the good one counts */
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_N2", "active", "usd", 300, "month", 1, 1, -900, 1));
+	assert_true(mval(e->reg, MRR, L("USD")) == 13.0);
+	/* "inf" as a decimal amount */
+	if (asprintf(&body,
+		     "{\"id\":\"sub_I\",\"object\":\"subscription\",\"status\":\"active\","
+		     "\"currency\":\"usd\",\"items\":{\"data\":[{\"price\":{\"recurring\":"
+		     "{\"interval\":\"month\"},\"unit_amount_decimal\":\"inf\"},\"quantity\":1}]}}") <
+	    0)
+		abort();
+	sub_api(e, "POST", "/v1/subscriptions", body);
+	assert_true(mval(e->reg, MRR, L("USD")) == 13.0);
+}
+
+/* The subscription table is full: the oldest paying one is forgotten, the gauge drops by its
+ * MRR, and that is counted apart from cancellations. */
+static void test_subscription_eviction_counted(void **state)
+{
+	struct env *e = *state;
+	struct stripe_stats st;
+
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_A", "active", "usd", 1000, "month", 1, 1, 0, 0));
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_B", "active", "usd", 2000, "month", 1, 1, 0, 0));
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_T", "trialing", "usd", 4000, "month", 1, 1, 0, 0));
+	assert_true(mval(e->reg, MRR, L("USD")) == 20.0);
+	stripe_semantics_get_stats(e->s, &st);
+	/* sub_T took sub_A's place: paying, so counted */
+	assert_int_equal(st.subscriptions_evicted, 1);
+	assert_int_equal(st.subscriptions, 1);
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_C", "active", "usd", 500, "month", 1, 1, 0, 0));
+	/* sub_C evicts sub_B (paying: counted); the trialing sub_T was newer */
+	stripe_semantics_get_stats(e->s, &st);
+	assert_int_equal(st.subscriptions_evicted, 2);
+	assert_true(mval(e->reg, MRR, L("USD")) == 5.0);
+	assert_true(mval(e->reg, "direct_fan_subscriptions_canceled_total", NULL) == 0);
+	sub_api(e, "POST", "/v1/subscriptions",
+		sub_json("sub_D", "active", "usd", 700, "month", 1, 1, 0, 0));
+	/* sub_D evicts sub_T, which did not pay: not counted */
+	stripe_semantics_get_stats(e->s, &st);
+	assert_int_equal(st.subscriptions_evicted, 2);
+	assert_true(mval(e->reg, MRR, L("USD")) == 12.0);
+}
+
+static int setup_two_subs(void **state)
+{
+	struct stripe_config cfg = {.max_subscriptions = 2};
+
+	return setup_cfg(state, &cfg);
+}
+
 static void test_refunds(void **state)
 {
 	struct env *e = *state;
@@ -685,6 +753,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_jpy_not_divided, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mrr_yearly_then_cancel, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mrr_weekly_quantity_and_statuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mrr_ignores_negative_amounts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_subscription_eviction_counted, setup_two_subs,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_refunds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dispute, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncated_bodies, setup, teardown),
