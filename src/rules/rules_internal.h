@@ -21,6 +21,8 @@
  * has a fixed buffer.
  */
 #define RULES_MAX_FILE_BYTES	 (1024 * 1024)
+#define RULES_MAX_DEPTH		 64 /* nesting of YAML collections */
+#define RULES_MAX_KEYS		 32 /* keys a schema mapping allows */
 #define RULES_MAX_EVENTS	 1000
 #define RULES_MAX_IDENTITY	 8
 #define RULES_MAX_METHODS	 8    /* methods one event lists */

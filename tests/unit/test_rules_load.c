@@ -19,7 +19,7 @@
 
 #include "bizprobe/rules.h"
 
-#define MAX_DIAGS 64
+#define MAX_DIAGS 256
 
 struct diags {
 	char *line[MAX_DIAGS];
@@ -348,6 +348,39 @@ static void test_document_shape(void **state)
 	expect_text("version: 1\nidentity: {header: X-User-Id}\nevents: {name: a}\n", identity);
 }
 
+/* Hostile shapes within the size bound stay cheap: deep nesting stops at 64 levels (the root
+ * mapping is the first), and a mapping of 60,000 repeated keys is one pass. */
+static void test_hostile_shapes(void **state)
+{
+	const char *const deep[] = {"t.yaml:2:72: nested deeper than 64 levels", NULL};
+	struct diags ds = {0};
+	size_t off;
+	char *text = malloc(2 * 1024 * 1024);
+	struct rules *r;
+
+	assert_non_null(text);
+	off = (size_t)sprintf(text, "version: 1\nevents: ");
+	for (int i = 0; i < 400000; i++)
+		text[off++] = '[';
+	for (int i = 0; i < 400000; i++)
+		text[off++] = ']';
+	text[off] = '\0';
+	expect_text(text, deep);
+
+	off = (size_t)sprintf(text, "version: 1\nevents:\n  - name: a\n    when:\n");
+	for (int i = 0; i < 60000; i++)
+		off += (size_t)sprintf(text + off, "      route: /a\n");
+	assert_true(off < 1024 * 1024);
+	r = load_text(text, &ds);
+	assert_null(r);
+	/* 200 kept, the rest counted. */
+	assert_int_equal(ds.n, 201);
+	assert_string_equal(ds.line[0], "t.yaml:6:7: duplicate key 'route' in when");
+	assert_string_equal(ds.line[200], "t.yaml:0:0: 59799 more problems not shown");
+	diags_clear(&ds);
+	free(text);
+}
+
 static void test_bounds(void **state)
 {
 	size_t big = 1024 * 1024 + 1, off;
@@ -525,15 +558,15 @@ static void test_user_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_issue_example),   cmocka_unit_test(test_unknown_keys),
-	    cmocka_unit_test(test_bad_routes),	    cmocka_unit_test(test_bad_labels),
-	    cmocka_unit_test(test_wrong_types),	    cmocka_unit_test(test_names),
-	    cmocka_unit_test(test_syntax_error),    cmocka_unit_test(test_version_missing),
-	    cmocka_unit_test(test_email_warning),   cmocka_unit_test(test_sources),
-	    cmocka_unit_test(test_document_shape),  cmocka_unit_test(test_bounds),
-	    cmocka_unit_test(test_namespace),	    cmocka_unit_test(test_metric_clash),
-	    cmocka_unit_test(test_jwt_secret_file), cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_user_keys),
+	    cmocka_unit_test(test_issue_example),  cmocka_unit_test(test_unknown_keys),
+	    cmocka_unit_test(test_bad_routes),	   cmocka_unit_test(test_bad_labels),
+	    cmocka_unit_test(test_wrong_types),	   cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_syntax_error),   cmocka_unit_test(test_version_missing),
+	    cmocka_unit_test(test_email_warning),  cmocka_unit_test(test_sources),
+	    cmocka_unit_test(test_document_shape), cmocka_unit_test(test_hostile_shapes),
+	    cmocka_unit_test(test_bounds),	   cmocka_unit_test(test_namespace),
+	    cmocka_unit_test(test_metric_clash),   cmocka_unit_test(test_jwt_secret_file),
+	    cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_user_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
