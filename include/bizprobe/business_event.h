@@ -25,8 +25,10 @@ enum biz_event_kind {
 	/* A payment attempt reached its status. labels: status, currency, code, decline_code (the
 	 * last two "" unless failed); value: amount in major units (succeeded only). */
 	BIZ_PAYMENT_ATTEMPT = 1,
-	BIZ_SUBSCRIPTION_CREATED,  /* labels: currency */
-	BIZ_SUBSCRIPTION_CANCELED, /* labels: currency */
+	/* labels: currency; subject: the subscription; value: its monthly amount in major units
+	 * when it pays now (has_value false otherwise). */
+	BIZ_SUBSCRIPTION_CREATED,
+	BIZ_SUBSCRIPTION_CANCELED, /* labels: currency; subject: the subscription */
 	/* The MRR of one currency changed. labels: currency; value: the new total. Not a business
 	 * event of its own (not in business_events_total): it follows the ones above. */
 	BIZ_MRR,
@@ -40,6 +42,9 @@ enum biz_event_kind {
 	BIZ_WEBHOOK_DELIVERY,	 /* labels: type, outcome */
 	BIZ_STRIPE_API_REQUEST,	 /* labels: endpoint, method, code; value: duration in seconds */
 	BIZ_STRIPE_TRUNCATED,	 /* labels: source ("api" or "webhook") */
+	/* Payment attempts waiting for their outcome right now. labels: status (requires_action
+	 * or processing), currency; value: how many. Follows every change. */
+	BIZ_PAYMENTS_PENDING,
 	/* An event of a user rule (src/rules/): name is the rule's event name and metric, when
 	 * not NULL, the family its rule declared, whose labels the event's labels are. */
 	BIZ_RULE_EVENT,
@@ -98,6 +103,8 @@ struct business_event {
 	 * off); user_type is a bounded word (fan, creator, ...) or NULL. */
 	const char *user;
 	const char *user_type;
+	/* The Stripe object it is about (a subscription), pseudonymized like users, or NULL. */
+	const char *subject;
 	uint64_t wall_ns; /* when it happened, nanoseconds since the epoch */
 };
 

@@ -30,6 +30,7 @@ enum bm_family {
 	BM_API_REQUESTS,
 	BM_API_DURATION,
 	BM_TRUNCATED,
+	BM_PENDING,
 	BM_EVENTS,
 	BM_SENTRY_ERRORS,
 	BM_SENTRY_ITEMS,
@@ -97,6 +98,11 @@ static const struct family_def family_defs[BM_N_FAMILIES] = {
 		      NULL,
 		      0,
 		      true},
+    [BM_PENDING] = {"payments_pending",
+		    "Payment attempts waiting for their outcome now (3-D Secure, bank debits).",
+		    METRICS_GAUGE,
+		    {"status", "currency"},
+		    2},
     [BM_EVENTS] = {"business_events_total",
 		   "Business events seen (Stripe's and the rules'), by event name.",
 		   METRICS_COUNTER,
@@ -383,6 +389,9 @@ void business_metrics_on_event(const struct business_event *ev, void *ctx)
 		break;
 	case BIZ_STRIPE_TRUNCATED:
 		metrics_inc(bm->fam[BM_TRUNCATED], first);
+		break;
+	case BIZ_PAYMENTS_PENDING:
+		metrics_set(bm->fam[BM_PENDING], first, ev->value);
 		break;
 	case BIZ_RULE_EVENT:
 		rule_event(bm, ev);

@@ -58,6 +58,13 @@ struct stripe_mrr_total {
 	int n;	    /* subscriptions contributing */
 };
 
+/* Attempts pending now in one status and currency (the payments_pending gauge). */
+struct stripe_pending_total {
+	uint8_t status; /* enum stripe_attempt_status */
+	char currency[8];
+	int64_t n;
+};
+
 struct stripe_semantics {
 	struct biz_event_sink sink;
 	char **hosts;
@@ -80,6 +87,8 @@ struct stripe_semantics {
 	struct stripe_lru *disputes_seen;
 	struct stripe_mrr_total mrr_totals[STRIPE_MAX_CURRENCIES];
 	unsigned n_mrr_totals;
+	struct stripe_pending_total pending_totals[2 * STRIPE_MAX_CURRENCIES];
+	unsigned n_pending_totals;
 	struct stripe_stats stats;
 };
 

@@ -96,6 +96,47 @@ static void count_attempt(struct stripe_semantics *s, enum stripe_attempt_status
 	stripe_emit(s, BIZ_PAYMENT_ATTEMPT, event_name(st), labels, 4, has_amount, amount, user);
 }
 
+/* snprintf(out, size, "%s", s) without the formatting machinery: the common key is a charge id
+ * and this runs for every terminal observation. */
+static void copy_cut(char *out, size_t size, const char *s)
+{
+	size_t n = strnlen(s, size - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* An attempt entered (delta 1) or left (-1) a pending status: the gauge follows. Two statuses
+ * times the bounded currency labels; a table that is somehow full folds into "other". */
+static void pending_count(struct stripe_semantics *s, enum stripe_attempt_status st,
+			  const char *currency_label, int delta)
+{
+	struct stripe_pending_total *t = NULL;
+	const char *labels[2];
+
+	for (unsigned i = 0; i < s->n_pending_totals && !t; i++) {
+		if (s->pending_totals[i].status == st &&
+		    !strcmp(s->pending_totals[i].currency, currency_label))
+			t = &s->pending_totals[i];
+	}
+	if (!t) {
+		unsigned max = sizeof(s->pending_totals) / sizeof(s->pending_totals[0]);
+
+		if (s->n_pending_totals >= max)
+			return;
+		t = &s->pending_totals[s->n_pending_totals++];
+		t->status = (uint8_t)st;
+		copy_cut(t->currency, sizeof(t->currency),
+			 s->n_pending_totals + 2 > max ? METRICS_OVERFLOW_VALUE : currency_label);
+	}
+	t->n += delta;
+	if (t->n < 0)
+		t->n = 0;
+	labels[0] = status_label(st);
+	labels[1] = t->currency;
+	stripe_emit(s, BIZ_PAYMENTS_PENDING, NULL, labels, 2, true, (double)t->n, NULL);
+}
+
 struct observation {
 	const char *pi_id;
 	enum stripe_attempt_status status;
@@ -131,21 +172,14 @@ static void observe_pending(struct stripe_semantics *s, const struct observation
 		rec->pending_since = s->now;
 		rec->flushed = false;
 		s->stats.pending++;
+	} else {
+		pending_count(s, (enum stripe_attempt_status)rec->pending, rec->currency, -1);
 	}
 	/* requires_action -> processing (after 3-D Secure, for async methods) is the same attempt;
 	 * keep the latest status and the time it first became pending. */
 	rec->pending = (uint8_t)o->status;
 	stripe_currency_label(o->currency, rec->currency, sizeof(rec->currency));
-}
-
-/* snprintf(out, size, "%s", s) without the formatting machinery: the common key is a charge id
- * and this runs for every terminal observation. */
-static void copy_cut(char *out, size_t size, const char *s)
-{
-	size_t n = strnlen(s, size - 1);
-
-	memcpy(out, s, n);
-	out[n] = '\0';
+	pending_count(s, o->status, rec->currency, 1);
 }
 
 static void observe_terminal(struct stripe_semantics *s, const struct observation *o,
@@ -176,8 +210,10 @@ static void observe_terminal(struct stripe_semantics *s, const struct observatio
 	if (o->pi_id && !rec)
 		rec = stripe_lru_put(s->intents, o->pi_id, NULL);
 	if (rec) {
-		if (rec->pending)
+		if (rec->pending) {
 			s->stats.pending--;
+			pending_count(s, (enum stripe_attempt_status)rec->pending, rec->currency, -1);
+		}
 		late = rec->flushed;
 		rec->pending = STRIPE_ATTEMPT_NONE;
 		rec->flushed = false;
@@ -287,6 +323,7 @@ void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 
 static void flush_one(struct stripe_semantics *s, struct stripe_intent *rec)
 {
+	pending_count(s, (enum stripe_attempt_status)rec->pending, rec->currency, -1);
 	count_attempt(s, (enum stripe_attempt_status)rec->pending, rec->currency, NULL, NULL, false,
 		      0, NULL);
 	rec->pending = STRIPE_ATTEMPT_NONE;

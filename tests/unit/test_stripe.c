@@ -21,6 +21,7 @@
 #define FAILURES "direct_fan_payment_failures_total"
 #define MRR	 "direct_fan_subscription_revenue"
 #define API_REQS "direct_fan_stripe_api_requests_total"
+#define PENDING	 "direct_fan_payments_pending"
 
 struct env {
 	struct metrics_registry *reg;
@@ -197,12 +198,15 @@ static void test_requires_action_then_succeeded(void **state)
 	stripe_semantics_get_stats(e->s, &st);
 	assert_int_equal(st.pending, 1);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 0); /* not decided yet */
+	/* ... but visible as waiting. */
+	assert_true(mval(e->reg, PENDING, L("requires_action", "EUR")) == 1);
 	/* The app polls after the 3-D Secure redirect: a GET resolves the pending attempt. */
 	api(e, "GET", "/v1/payment_intents/pi_3Secure3DS9x8y7", 200, NULL, "pi_3ds_succeeded.json",
 	    NULL, false);
 	assert_true(mval(e->reg, ATTEMPTS, L("succeeded", "EUR")) == 1);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 1);
 	assert_true(mval(e->reg, AMOUNTS, L("EUR")) == 49.99);
+	assert_true(mval(e->reg, PENDING, L("requires_action", "EUR")) == 0);
 	stripe_semantics_tick(e->s, T0 + 100000);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 1);
 	stripe_semantics_get_stats(e->s, &st);
@@ -217,8 +221,11 @@ static void test_requires_action_abandoned_then_late(void **state)
 	    "pi_requires_action.json", "k7", false);
 	stripe_semantics_tick(e->s, T0 + 3599);
 	assert_true(msum(e->reg, ATTEMPTS, NULL) == 0);
+	assert_true(mval(e->reg, PENDING, L("requires_action", "EUR")) == 1);
 	stripe_semantics_tick(e->s, T0 + 3600);
 	assert_true(mval(e->reg, ATTEMPTS, L("requires_action", "EUR")) == 1);
+	/* Counted with its pending status: no longer waiting. */
+	assert_true(mval(e->reg, PENDING, L("requires_action", "EUR")) == 0);
 	/* Completed after the timeout: not a second attempt, but the money arrived. */
 	api(e, "GET", "/v1/payment_intents/pi_3Secure3DS9x8y7", 200, NULL, "pi_3ds_succeeded.json",
 	    NULL, false);
