@@ -46,6 +46,11 @@ typedef void (*cli_tick_fn)(struct capture_session *cs, struct http_tracker *ht,
 int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn on_exchange, cli_tick_fn tick,
 		     void *ctx);
 
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that threads it creates
+ * afterwards never take them; cli_pipeline_run unblocks them in its own thread. Called first
+ * thing by the commands that run the pipeline. */
+void cli_block_stop_signals(void);
+
 /* SIGHUP since the last call (run reloads its rules then). */
 bool cli_take_reload_request(void);
 

@@ -9,10 +9,12 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
 
-	if (strcmp(cmd, "trace") == 0)
-		return cmd_trace(argc - 1, argv + 1);
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "trace") == 0 || strcmp(cmd, "run") == 0) {
+		/* Before any thread exists: signals are handled by the pipeline's thread alone. */
+		cli_block_stop_signals();
+		return strcmp(cmd, "trace") == 0 ? cmd_trace(argc - 1, argv + 1)
+						  : cmd_run(argc - 1, argv + 1);
+	}
 	if (strcmp(cmd, "rules") == 0)
 		return cmd_rules(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

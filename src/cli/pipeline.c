@@ -1,25 +1,62 @@
 // SPDX-License-Identifier: MIT
 /* capture session -> HTTP tracker -> the command's exchange handler, until a signal. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 /* Statistics and time-driven semantics run this often, not after every poll: reading the
  * kernel's counters is a syscall per counter. An idle loop wakes only for them. */
 #define TICK_INTERVAL_NS 250000000ll
+/* After SIGINT/SIGTERM, what the kernel already wrote is read for at most this long: under
+ * steady traffic the ring never empties, and a stop must not wait for a quiet moment. */
+#define DRAIN_MAX_NS 2000000000ll
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
 
+/* The first SIGINT/SIGTERM asks for a clean stop (drain, detach); a second one, while that
+ * runs, exits at once. Kernel objects go with the process, except tracefs uprobe events, which
+ * the next start removes. */
 static void on_signal(int sig)
 {
-	(void)sig;
+	static const char msg[] = "bizprobe: second signal, exiting now\n";
+
+	if (stop_requested) {
+		if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+			/* nothing left to tell */
+		}
+		_exit(128 + sig);
+	}
 	stop_requested = 1;
+}
+
+void cli_block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static void unblock_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 /* With a rules file, SIGHUP means "reload it" (as for most daemons); otherwise it is the
@@ -142,6 +179,10 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 		fprintf(stderr, "bizprobe: %s\n", err);
 		goto cleanup;
 	}
+	/* Every other thread (the metrics endpoint's, the capture's) was started with these
+	 * blocked, so the kernel delivers them here, where the handler's flag is read; one that
+	 * arrived during the set-up was held and is delivered now. */
+	unblock_stop_signals();
 	capture_session_get_stats(cs, &st);
 	/* Scripts wait for this line: from here on every selected process is captured. */
 	fprintf(stderr, "bizprobe: attached: %u processes, %u OpenSSL files\n",
@@ -165,8 +206,9 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 			next_tick = now + TICK_INTERVAL_NS;
 		}
 	}
-	/* Drain what the kernel already wrote, so a clean stop loses nothing. */
-	while (capture_session_poll(cs, 0) > 0)
+	/* Drain what the kernel already wrote, so a clean stop loses nothing, for a bounded time. */
+	for (int64_t end = clock_ns(CLOCK_MONOTONIC) + DRAIN_MAX_NS;
+	     capture_session_poll(cs, 0) > 0 && clock_ns(CLOCK_MONOTONIC) < end;)
 		;
 	if (tick)
 		tick(cs, p.ht, true, ctx);

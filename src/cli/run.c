@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bizprobe/business_event.h"
@@ -100,30 +101,54 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 }
 
 /* The signing secret comes from a file (a mounted Kubernetes Secret) or the environment, never
- * from argv, where `ps` would show it. */
+ * from argv, where `ps` would show it. A file others can read is refused: the secret forges
+ * webhooks. One that does not fit is refused too, rather than cut. */
 static int load_secret(const char *file, char *out, size_t cap)
 {
 	const char *env = getenv("STRIPE_WEBHOOK_SECRET");
+	struct stat st;
 	FILE *f;
 	size_t n;
+	int err = 0;
 
 	out[0] = '\0';
 	if (!file) {
+		if (env && strlen(env) >= cap) {
+			fprintf(stderr, "bizprobe run: STRIPE_WEBHOOK_SECRET is longer than %zu bytes\n",
+				cap - 1);
+			return -EINVAL;
+		}
 		if (env)
 			snprintf(out, cap, "%s", env);
 		return 0;
 	}
 	f = fopen(file, "re");
-	if (!f) {
-		fprintf(stderr, "bizprobe run: --webhook-secret-file %s: %s\n", file,
-			strerror(errno));
-		return -errno;
+	if (!f || fstat(fileno(f), &st)) {
+		err = -errno;
+		fprintf(stderr, "bizprobe run: --webhook-secret-file %s: %s\n", file, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		fprintf(stderr, "bizprobe run: --webhook-secret-file %s: %s; run chmod 600 %s\n", file,
+			S_ISREG(st.st_mode) ? "group or others may access it" : "not a regular file",
+			file);
+		err = -EPERM;
+		goto out;
 	}
 	n = fread(out, 1, cap - 1, f);
-	fclose(f);
 	out[n] = '\0';
 	out[strcspn(out, "\r\n")] = '\0';
-	return 0;
+	if (n == cap - 1 && fgetc(f) != EOF && strlen(out) == n) {
+		fprintf(stderr, "bizprobe run: --webhook-secret-file %s: longer than %zu bytes\n", file,
+			cap - 1);
+		err = -EINVAL;
+	}
+out:
+	if (f)
+		fclose(f);
+	if (err)
+		explicit_bzero(out, cap);
+	return err;
 }
 
 /* The semantics stage's own cost: the guide's collection counter, and a histogram per exchange. */
