@@ -10,7 +10,9 @@
 #include "http_internal.h"
 
 /* splitmix64's finalizer: fds and SSL* pointers are clustered, so their low bits alone would
- * pile up in a few buckets. */
+ * pile up in a few buckets. Not keyed (unlike the tables of bizprobe/keyed_hash.h): the key is
+ * (pid, fd or SSL*, generation), which the traced process's kernel and allocator choose; a remote
+ * peer only decides how many there are, not which values. */
 static uint64_t mix64(uint64_t x)
 {
 	x ^= x >> 30;

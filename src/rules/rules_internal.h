@@ -86,6 +86,7 @@ struct rules_strset {
 	char **slot;
 	unsigned cap; /* a power of two, at least twice the most entries it takes */
 	unsigned n;
+	struct keyed_hash *kh; /* slots are found by a keyed hash of the string */
 };
 
 struct rules_label {

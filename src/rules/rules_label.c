@@ -10,16 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bizprobe/keyed_hash.h"
 #include "rules_internal.h"
-
-static uint64_t rules_fnv(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
-}
 
 int rules_strset_init(struct rules_strset *s, unsigned max_entries)
 {
@@ -28,8 +20,15 @@ int rules_strset_init(struct rules_strset *s, unsigned max_entries)
 	while (cap < 2 * max_entries)
 		cap *= 2;
 	s->slot = calloc(cap, sizeof(*s->slot));
-	if (!s->slot)
+	/* Values come from requests: keyed, so that a sender cannot pick values that all probe
+	 * the same run of slots (every lookup of a full first-N set would walk it). */
+	s->kh = keyed_hash_new();
+	if (!s->slot || !s->kh) {
+		free(s->slot);
+		keyed_hash_free(s->kh);
+		memset(s, 0, sizeof(*s));
 		return -ENOMEM;
+	}
 	s->cap = cap;
 	s->n = 0;
 	return 0;
@@ -41,13 +40,14 @@ void rules_strset_free(struct rules_strset *s)
 		for (unsigned i = 0; i < s->cap; i++)
 			free(s->slot[i]);
 	free(s->slot);
+	keyed_hash_free(s->kh);
 	memset(s, 0, sizeof(*s));
 }
 
 /* The slot holding str, or the empty slot where it would go. */
 static unsigned rules_strset_slot(const struct rules_strset *s, const char *str)
 {
-	unsigned i = (unsigned)rules_fnv(str) & (s->cap - 1);
+	unsigned i = (unsigned)keyed_hash_str(s->kh, str) & (s->cap - 1);
 
 	while (s->slot[i] && strcmp(s->slot[i], str))
 		i = (i + 1) & (s->cap - 1);

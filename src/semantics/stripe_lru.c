@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bizprobe/keyed_hash.h"
 #include "stripe_internal.h"
 
 struct lru_node {
@@ -28,17 +29,14 @@ struct stripe_lru {
 	size_t value_size;
 	stripe_lru_evict_cb evict;
 	void *ctx;
+	struct keyed_hash *kh;
 };
 
-static uint64_t key_hash(const char *k)
+/* Keys are ids from the traffic (evt_, pi_, ch_, sub_ ...), which a stranger can choose when
+ * webhook signatures are not verified: keyed, so that nobody can pick ids that share a bucket. */
+static uint64_t key_hash(const struct stripe_lru *l, const char *k)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*k) {
-		h ^= (unsigned char)*k++;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return keyed_hash_str(l->kh, k);
 }
 
 struct stripe_lru *stripe_lru_new(unsigned capacity, size_t value_size, stripe_lru_evict_cb cb,
@@ -55,7 +53,10 @@ struct stripe_lru *stripe_lru_new(unsigned capacity, size_t value_size, stripe_l
 	while (n < capacity && n < (1u << 24))
 		n <<= 1;
 	l->table = calloc(n, sizeof(*l->table));
-	if (!l->table) {
+	l->kh = keyed_hash_new();
+	if (!l->table || !l->kh) {
+		keyed_hash_free(l->kh);
+		free(l->table);
 		free(l);
 		return NULL;
 	}
@@ -79,6 +80,7 @@ void stripe_lru_free(struct stripe_lru *l)
 		free(n);
 	}
 	free(l->table);
+	keyed_hash_free(l->kh);
 	free(l);
 }
 
@@ -130,7 +132,7 @@ static void node_drop(struct stripe_lru *l, struct lru_node *n)
 
 void *stripe_lru_get(struct stripe_lru *l, const char *key)
 {
-	struct lru_node *n = find(l, key, key_hash(key));
+	struct lru_node *n = find(l, key, key_hash(l, key));
 
 	if (!n)
 		return NULL;
@@ -141,7 +143,7 @@ void *stripe_lru_get(struct stripe_lru *l, const char *key)
 
 void *stripe_lru_put(struct stripe_lru *l, const char *key, bool *created)
 {
-	uint64_t h = key_hash(key);
+	uint64_t h = key_hash(l, key);
 	struct lru_node *n = find(l, key, h);
 
 	if (created)
@@ -177,7 +179,7 @@ void *stripe_lru_put(struct stripe_lru *l, const char *key, bool *created)
 
 void stripe_lru_remove(struct stripe_lru *l, const char *key)
 {
-	struct lru_node *n = find(l, key, key_hash(key));
+	struct lru_node *n = find(l, key, key_hash(l, key));
 
 	if (n)
 		node_drop(l, n);
