@@ -28,9 +28,11 @@ struct stripe_config {
 	unsigned max_tracked;	    /* ids remembered per kind (events, charges, ...); 0: 65536 */
 	unsigned max_subscriptions; /* subscriptions whose MRR is tracked; 0: 262144 */
 	/* Who a payment or subscription is about: the first of these metadata keys that is set
-	 * (NULL: fan_id, user_id, userId), pseudonymized. NULL pseudonymizer: events carry no user
-	 * (ENABLE_USER_TRACKING=false). */
+	 * (NULL: fan_id, user_id, userId), pseudonymized; subscriptions are pseudonymized too (the
+	 * state stage keys them). NULL pseudonymizer: events carry neither. untracked_users:
+	 * ENABLE_USER_TRACKING=false, users are not read, subscriptions still are. */
 	const struct pseudonymizer *pseudonymizer;
+	bool untracked_users;
 	const char *const *user_keys;
 	unsigned n_user_keys;
 };

@@ -36,7 +36,8 @@ struct run_ctx {
 	struct metrics_family *collection_ms; /* the guide's name, a counter of milliseconds */
 	struct metrics_family *processing_s;  /* per exchange */
 	struct run_rules *rules;	      /* NULL without --rules */
-	struct pseudonymizer *pseudonymizer;  /* NULL when ENABLE_USER_TRACKING=false */
+	struct pseudonymizer *pseudonymizer;
+	bool untracked_users; /* ENABLE_USER_TRACKING=false */
 	struct rules_env rules_env;
 	bool trace_lines;
 };
@@ -193,11 +194,12 @@ static int setup_identity(struct run_ctx *r, const struct cli_opts *o)
 	if (env_false("ANONYMIZE_USER_DATA"))
 		fprintf(stderr, "bizprobe run: ANONYMIZE_USER_DATA=false is ignored: users are "
 				"always pseudonymized (HMAC-SHA256 under USER_TRACKING_SALT)\n");
-	if (env_false("ENABLE_USER_TRACKING")) {
+	/* Without tracking no identity source is read; the pseudonymizer still keys Stripe
+	 * subscriptions for the state stage. */
+	r->untracked_users = env_false("ENABLE_USER_TRACKING");
+	if (r->untracked_users)
 		fprintf(stderr, "bizprobe run: ENABLE_USER_TRACKING=false: events count, no user is "
 				"identified\n");
-		return 0;
-	}
 	r->pseudonymizer = pseudonymizer_new(getenv("USER_TRACKING_SALT"),
 					     o->salt_file ? o->salt_file : DEFAULT_SALT_FILE, err,
 					     sizeof(err));
@@ -254,6 +256,7 @@ int cmd_run(int argc, char **argv)
 		if (setup_identity(&r, &o))
 			goto cleanup;
 		scfg.pseudonymizer = r.pseudonymizer;
+		scfg.untracked_users = r.untracked_users;
 		if (o.rules_file) {
 			r.rules = run_rules_new(o.rules_file, bcfg.namespace, r.reg);
 			if (!r.rules) {
@@ -262,7 +265,8 @@ int cmd_run(int argc, char **argv)
 				rc = 2;
 				goto cleanup;
 			}
-			r.rules_env = (struct rules_env){r.pseudonymizer, sink};
+			r.rules_env = (struct rules_env){
+			    r.untracked_users ? NULL : r.pseudonymizer, sink};
 		}
 		r.stripe = stripe_semantics_new(&sink, &scfg);
 		if (!r.stripe) {

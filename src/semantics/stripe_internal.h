@@ -76,6 +76,7 @@ struct stripe_semantics {
 	time_t last_sweep;
 	time_t now; /* wall_now of the exchange being handled */
 	const struct pseudonymizer *pseudonymizer;
+	bool untracked_users;
 	char **user_keys;
 	unsigned n_user_keys;
 
@@ -106,6 +107,10 @@ const char *stripe_json_ref(struct json_val o, const char *key);
 void stripe_emit(struct stripe_semantics *s, enum biz_event_kind kind, const char *name,
 		 const char *const *values, unsigned n_values, bool has_value, double value,
 		 const char *user);
+/* The same with the object it is about (subject: a pseudonym, or NULL). */
+void stripe_emit_about(struct stripe_semantics *s, enum biz_event_kind kind, const char *name,
+		       const char *const *values, unsigned n_values, bool has_value, double value,
+		       const char *user, const char *subject);
 /* The pseudonym of the user a Stripe object's metadata names (the first configured key that is
  * a non-empty string) into out; false when none (or tracking is off). */
 bool stripe_object_user(const struct stripe_semantics *s, struct json_val obj,

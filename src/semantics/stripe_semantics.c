@@ -39,6 +39,7 @@ struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 		return NULL;
 	s->sink = *sink;
 	s->pseudonymizer = cfg->pseudonymizer;
+	s->untracked_users = cfg->untracked_users;
 	user_keys = cfg->user_keys ? cfg->user_keys : default_user_keys;
 	s->n_user_keys = cfg->user_keys ? cfg->n_user_keys
 					: sizeof(default_user_keys) / sizeof(default_user_keys[0]);

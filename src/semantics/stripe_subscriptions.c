@@ -150,9 +150,9 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 	struct stripe_sub *rec;
 	bool fresh = false, paying, ok;
 	double minor;
-	char cur[8], pseudonym[PSEUDONYM_LEN];
+	char cur[8], pseudonym[PSEUDONYM_LEN], subject_buf[PSEUDONYM_LEN];
 	const char *labels[] = {cur};
-	const char *user;
+	const char *user, *subject = NULL;
 
 	if (!id || !status)
 		return;
@@ -175,9 +175,18 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 		return;
 	stripe_currency_label(stripe_json_str(sub, "currency"), cur, sizeof(cur));
 	user = stripe_object_user(s, sub, pseudonym) ? pseudonym : NULL;
+	if (s->pseudonymizer && (created || deleted || !strcmp(status, "canceled"))) {
+		pseudonymize(s->pseudonymizer, id, strlen(id), subject_buf);
+		subject = subject_buf;
+	}
 	if (created && !rec->created_counted) {
-		stripe_emit(s, BIZ_SUBSCRIPTION_CREATED, "subscription_created", labels, 1, false, 0,
-			    user);
+		bool ok_mrr = false;
+		bool pays = !strcmp(status, "active") || !strcmp(status, "past_due");
+		double monthly = pays ? stripe_subscription_mrr_minor(sub, &ok_mrr) : 0;
+
+		stripe_emit_about(s, BIZ_SUBSCRIPTION_CREATED, "subscription_created", labels, 1,
+				  pays && ok_mrr, monthly / stripe_currency_divisor(cur), user,
+				  subject);
 		rec->created_counted = true;
 	}
 	if (deleted || !strcmp(status, "canceled") || !strcmp(status, "incomplete_expired")) {
@@ -186,8 +195,8 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 		/* incomplete_expired never started paying: not a cancellation. A read only
 		 * reports a cancellation of a subscription we knew. */
 		if (strcmp(status, "incomplete_expired") && (src != STRIPE_SRC_API_READ || !fresh))
-			stripe_emit(s, BIZ_SUBSCRIPTION_CANCELED, "subscription_canceled", labels,
-				    1, false, 0, user);
+			stripe_emit_about(s, BIZ_SUBSCRIPTION_CANCELED, "subscription_canceled",
+					  labels, 1, false, 0, user, subject);
 		return;
 	}
 	paying = !strcmp(status, "active") || !strcmp(status, "past_due");

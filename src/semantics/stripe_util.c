@@ -320,6 +320,13 @@ void stripe_emit(struct stripe_semantics *s, enum biz_event_kind kind, const cha
 		 const char *const *values, unsigned n_values, bool has_value, double value,
 		 const char *user)
 {
+	stripe_emit_about(s, kind, name, values, n_values, has_value, value, user, NULL);
+}
+
+void stripe_emit_about(struct stripe_semantics *s, enum biz_event_kind kind, const char *name,
+		       const char *const *values, unsigned n_values, bool has_value, double value,
+		       const char *user, const char *subject)
+{
 	const char *const *names = label_names_of(kind);
 	struct business_event ev = {
 	    .kind = kind,
@@ -327,6 +334,7 @@ void stripe_emit(struct stripe_semantics *s, enum biz_event_kind kind, const cha
 	    .has_value = has_value,
 	    .value = value,
 	    .user = user,
+	    .subject = subject,
 	    .wall_ns = (uint64_t)s->now * 1000000000ull,
 	};
 
@@ -340,7 +348,7 @@ bool stripe_object_user(const struct stripe_semantics *s, struct json_val obj,
 {
 	struct json_val meta;
 
-	if (!s->pseudonymizer)
+	if (!s->pseudonymizer || s->untracked_users)
 		return false;
 	meta = stripe_json_obj(obj, "metadata");
 	for (unsigned i = 0; i < s->n_user_keys; i++) {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "bizprobe/form.h"
+#include "bizprobe/identity.h"
 #include "bizprobe/stripe.h"
 #include "stripe_test_util.h"
 
@@ -744,9 +745,81 @@ static void test_promtool(void **state)
 	assert_int_equal(rc, 0);
 }
 
+/* What the state stage keys on: the payer from metadata, the subscription itself, both as
+ * pseudonyms; with tracking off the payer is not read, the subscription still is. */
+struct sub_recorder {
+	int created;
+	char user[PSEUDONYM_LEN];
+	char subject[PSEUDONYM_LEN];
+	double monthly;
+};
+
+static void record_sub(const struct business_event *ev, void *ctx)
+{
+	struct sub_recorder *r = ctx;
+
+	if (ev->kind != BIZ_SUBSCRIPTION_CREATED)
+		return;
+	r->created++;
+	snprintf(r->user, sizeof(r->user), "%s", ev->user ? ev->user : "");
+	snprintf(r->subject, sizeof(r->subject), "%s", ev->subject ? ev->subject : "");
+	r->monthly = ev->has_value ? ev->value : -1;
+}
+
+static void sub_created_with_fan(bool untracked, struct sub_recorder *r)
+{
+	char err[256];
+	struct pseudonymizer *p = pseudonymizer_new("unit-salt", NULL, err, sizeof(err));
+	struct biz_event_sink sink = {record_sub, r};
+	struct stripe_config cfg = {.pseudonymizer = p, .untracked_users = untracked};
+	struct stripe_semantics *s = stripe_semantics_new(&sink, &cfg);
+	char *body = fixture_load("sub_yearly_active.json");
+	char *meta = strstr(body, "\"metadata\": {},\n  \"next_pending");
+	char *edited;
+	struct tx t;
+
+	assert_non_null(p);
+	assert_non_null(s);
+	assert_non_null(meta);
+	/* The top-level metadata names the fan, as the demo app sets it. */
+	assert_true(asprintf(&edited, "%.*s\"metadata\": {\"fan_id\": \"fan_42\"}%s",
+			     (int)(meta - body), body, meta + strlen("\"metadata\": {}")) > 0);
+	free(body);
+	memset(r, 0, sizeof(*r));
+	tx_api(&t, "POST", "/v1/subscriptions", 200, "customer=cus_1", edited);
+	stripe_semantics_on_exchange(s, &t.ex, T0);
+	tx_free(&t);
+	stripe_semantics_free(s);
+	pseudonymizer_free(p);
+}
+
+static void test_subscription_events_carry_pseudonyms(void **state)
+{
+	char err[256], fan[PSEUDONYM_LEN], sub[PSEUDONYM_LEN];
+	struct pseudonymizer *p = pseudonymizer_new("unit-salt", NULL, err, sizeof(err));
+	struct sub_recorder r;
+
+	(void)state;
+	pseudonymize(p, "fan_42", 6, fan);
+	pseudonymize(p, "sub_1YearlyPlan00001", strlen("sub_1YearlyPlan00001"), sub);
+	pseudonymizer_free(p);
+
+	sub_created_with_fan(false, &r);
+	assert_int_equal(r.created, 1);
+	assert_string_equal(r.user, fan);
+	assert_string_equal(r.subject, sub);
+	assert_true(r.monthly > 0);
+
+	sub_created_with_fan(true, &r);
+	assert_int_equal(r.created, 1);
+	assert_string_equal(r.user, "");
+	assert_string_equal(r.subject, sub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_subscription_events_carry_pseudonyms),
 	    cmocka_unit_test_setup_teardown(test_success, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decline_402_then_webhook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retries_same_idempotency_key, setup, teardown),
