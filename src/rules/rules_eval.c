@@ -89,6 +89,17 @@ static bool rules_exchange_number(const struct http_exchange *ex, enum rules_src
 	}
 }
 
+static void rules_sort(unsigned *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++) {
+		unsigned x = v[i], k = i;
+
+		for (; k > 0 && v[k - 1] > x; k--)
+			v[k] = v[k - 1];
+		v[k] = x;
+	}
+}
+
 static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
 {
 	struct business_event be;
@@ -132,11 +143,53 @@ static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* An event with a sentry key whose route the exchange took (role, method, route, host), answered
+ * 5xx: whatever its own status condition, a failed business flow. */
+static bool rules_failure_match(const struct rules_event *ev, const struct http_exchange *ex)
+{
+	return ev->has_sentry && ex->status >= 500 && ex->status <= 599 && ex->role == ev->role &&
+	       (!ev->host || rules_host_match(ev->host, ex->host ? ex->host : ""));
+}
+
+static const char *rules_method_word(const char *m)
+{
+	static const char *const known[] = {"GET",  "POST",    "PUT",	"PATCH",
+					    "DELETE", "HEAD", "OPTIONS"};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(m, known[i]))
+			return known[i];
+	return RULES_OTHER;
+}
+
+static void rules_emit_failure(struct rules_ctx *c, struct rules_event *ev)
+{
+	struct business_event be;
+	char user[PSEUDONYM_LEN], status[4];
+
+	memset(&be, 0, sizeof(be));
+	be.kind = BIZ_RULE_FAILURE;
+	be.wall_ns = c->wall_ns;
+	c->ev = ev;
+	snprintf(status, sizeof(status), "%03d", c->ex->status);
+	be.labels[0] = (struct biz_label){"event", ev->name};
+	be.labels[1] = (struct biz_label){"component", ev->sentry_component ?: ""};
+	be.labels[2] = (struct biz_label){"feature", ev->sentry_feature ?: ""};
+	be.labels[3] = (struct biz_label){"funnel", ev->sentry_funnel ?: ""};
+	be.labels[4] = (struct biz_label){"endpoint", ev->route.any ? "" : ev->route.text};
+	be.labels[5] = (struct biz_label){"method", rules_method_word(c->ex->method)};
+	be.labels[6] = (struct biz_label){"status", status};
+	be.n_labels = 7;
+	be.user = rules_identity_user(c, ev, user);
+	be.user_type = rules_identity_user_type(c);
+	biz_emit(&c->env->sink, &be);
+}
+
 void rules_eval(struct rules *r, const struct rules_env *env, const struct http_exchange *ex,
 		uint64_t wall_ns)
 {
 	struct rules_ctx c;
-	unsigned n, kept = 0;
+	unsigned n, kept = 0, failed = 0;
 
 	if (!r || !env || !ex)
 		return;
@@ -144,20 +197,19 @@ void rules_eval(struct rules *r, const struct rules_env *env, const struct http_
 	memset(&c, 0, sizeof(c));
 	rules_path_split(ex->path, &c.path);
 	n = rules_index_lookup(r, ex->method, &c.path, r->matches);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		if (rules_failure_match(&r->events[r->matches[i]], ex))
+			r->failures[failed++] = r->matches[i];
 		if (rules_event_match(&r->events[r->matches[i]], ex))
 			r->matches[kept++] = r->matches[i];
-	if (!kept)
+	}
+	if (!kept && !failed)
 		return;
 	/* Declaration order: few matches per exchange, so insertion sort. */
-	for (unsigned i = 1; i < kept; i++) {
-		unsigned v = r->matches[i], k = i;
-
-		for (; k > 0 && r->matches[k - 1] > v; k--)
-			r->matches[k] = r->matches[k - 1];
-		r->matches[k] = v;
-	}
-	r->stats.matched++;
+	rules_sort(r->matches, kept);
+	rules_sort(r->failures, failed);
+	if (kept)
+		r->stats.matched++;
 	c.r = r;
 	c.env = env;
 	c.ex = ex;
@@ -165,6 +217,9 @@ void rules_eval(struct rules *r, const struct rules_env *env, const struct http_
 	c.opted_out = -1;
 	for (unsigned i = 0; i < kept; i++)
 		rules_emit(&c, &r->events[r->matches[i]]);
+	/* After the events: a failure's reads (its user) reuse what they parsed. */
+	for (unsigned i = 0; i < failed; i++)
+		rules_emit_failure(&c, &r->events[r->failures[i]]);
 	rules_ctx_release(&c);
 }
 
@@ -196,6 +251,9 @@ static void rules_event_free(struct rules_event *ev)
 	free(ev->metric_name);
 	free(ev->help);
 	free(ev->buckets);
+	free(ev->sentry_component);
+	free(ev->sentry_feature);
+	free(ev->sentry_funnel);
 }
 
 void rules_free(struct rules *r)
@@ -217,6 +275,7 @@ void rules_free(struct rules *r)
 		free(r->user_keys[i]);
 	rules_index_free(&r->index);
 	free(r->matches);
+	free(r->failures);
 	rules_json_free(r->req_json);
 	rules_json_free(r->resp_json);
 	free(r->file);

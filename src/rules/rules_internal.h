@@ -45,6 +45,8 @@
 #define RULES_JWT_SECRET_MAX 4096
 
 #define RULES_OTHER "other"
+/* A word of an event's sentry key (component, feature, funnel). */
+#define RULES_MAX_SENTRY_WORD 64
 
 enum rules_src_kind {
 	RULES_SRC_NONE = 0,
@@ -135,6 +137,10 @@ struct rules_event {
 	double *buckets;
 	const char *label_names[BIZ_EVENT_MAX_LABELS];
 	unsigned metric_line, metric_col;
+	/* sentry: {component, feature, funnel}: the app's 5xx on this event's route is a failed
+	 * business flow (BIZ_RULE_FAILURE). NULL words: not given. */
+	bool has_sentry;
+	char *sentry_component, *sentry_feature, *sentry_funnel;
 };
 
 /* The route index: per method (and one bucket for rules of any method), per segment count,
@@ -180,6 +186,7 @@ struct rules {
 	unsigned n_user_keys;
 	struct rules_index index;
 	unsigned *matches; /* n_events entries: scratch of rules_eval */
+	unsigned *failures; /* n_events entries: rules_eval's BIZ_RULE_FAILURE candidates */
 	struct rules_json *req_json,
 	    *resp_json; /* token buffers reused from one exchange to the next */
 	struct rules_stats stats;

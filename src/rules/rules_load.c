@@ -21,7 +21,7 @@ static const char *const rules_top_keys[] = {
     "version", "identity", "jwt_secret_file", "user_type", "user_keys", "events", NULL,
 };
 static const char *const rules_event_keys[] = {
-    "name", "metric", "type", "buckets", "help", "when", "labels", "value", "user", NULL,
+    "name", "metric", "type", "buckets", "help", "when", "labels", "value", "user", "sentry", NULL,
 };
 static const char *const rules_when_keys[] = {"role", "method", "route", "host", "status", NULL};
 
@@ -585,6 +585,51 @@ cleanup:
 	return rc;
 }
 
+/* sentry: {component: payment_handler, feature: stripe_integration, funnel: signup}: words a
+ * Sentry report of the route's failures carries as they are, so they are bounded like names. */
+static const char *const rules_sentry_keys[] = {"component", "feature", "funnel", NULL};
+
+static int rules_load_sentry_word(struct rules_loader *l, const yaml_node_t *n, const char *key,
+				  char **out)
+{
+	yaml_node_t *v = rules_yaml_get(l, n, key, NULL);
+	char what[32];
+
+	if (!v)
+		return 0;
+	snprintf(what, sizeof(what), "sentry %s", key);
+	if (rules_yaml_string(l, v, what, RULES_MAX_SENTRY_WORD, out))
+		return -EINVAL;
+	if (!**out || strspn(*out, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789_.-") != strlen(*out)) {
+		rules_diag_at(l, v, false, "%s must be a word of letters, digits, _ . or -", what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int rules_load_sentry(struct rules_loader *l, const yaml_node_t *n, struct rules_event *ev)
+{
+	int rc = 0;
+
+	if (n->type != YAML_MAPPING_NODE) {
+		rules_diag_at(l, n, false,
+			      "sentry must be a mapping such as {component: payment_handler, "
+			      "feature: stripe_integration, funnel: subscription_signup}");
+		return -EINVAL;
+	}
+	if (rules_yaml_check_keys(l, n, "sentry", rules_sentry_keys))
+		rc = -EINVAL;
+	if (rules_load_sentry_word(l, n, "component", &ev->sentry_component))
+		rc = -EINVAL;
+	if (rules_load_sentry_word(l, n, "feature", &ev->sentry_feature))
+		rc = -EINVAL;
+	if (rules_load_sentry_word(l, n, "funnel", &ev->sentry_funnel))
+		rc = -EINVAL;
+	ev->has_sentry = true;
+	return rc;
+}
+
 static int rules_load_event(struct rules_loader *l, const yaml_node_t *n, struct rules_event *ev,
 			    const char *ns)
 {
@@ -651,6 +696,8 @@ static int rules_load_event(struct rules_loader *l, const yaml_node_t *n, struct
 		}
 	}
 	if (rules_load_metric(l, n, ev, ns))
+		rc = -EINVAL;
+	if ((v = rules_yaml_get(l, n, "sentry", NULL)) && rules_load_sentry(l, v, ev))
 		rc = -EINVAL;
 	return rc;
 }
@@ -793,9 +840,10 @@ int rules_load_top(struct rules_loader *l, const char *ns)
 static int rules_finish(struct rules *r)
 {
 	r->matches = calloc(r->n_events + 1, sizeof(*r->matches));
+	r->failures = calloc(r->n_events + 1, sizeof(*r->failures));
 	r->req_json = rules_json_new();
 	r->resp_json = rules_json_new();
-	if (!r->matches || !r->req_json || !r->resp_json)
+	if (!r->matches || !r->failures || !r->req_json || !r->resp_json)
 		return -ENOMEM;
 	return rules_index_build(r);
 }

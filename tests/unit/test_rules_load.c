@@ -129,7 +129,7 @@ static void test_unknown_keys(void **state)
 	const char *want[] = {
 	    "4:5: unknown key 'colour' in identity (expected header, cookie, jwt_claim)",
 	    "7:5: unknown key 'metrc' in event (expected name, metric, type, buckets, help, when, "
-	    "labels, value, user)",
+	    "labels, value, user, sentry)",
 	    "8:42: unknown key 'staus' in when (expected role, method, route, host, status)",
 	    label,
 	    value,
