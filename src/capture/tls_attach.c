@@ -89,6 +89,16 @@ struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose)
 		return NULL;
 	a->skel = skel;
 	a->verbose = verbose;
+	/* A bizprobe killed with SIGKILL leaves its tracefs events: each holds a uprobe on a
+	 * library's code until someone removes it. This start is the next chance. */
+	{
+		int stale = uprobe_legacy_remove_stale();
+
+		if (stale && verbose)
+			fprintf(stderr, "bizprobe: removed %d uprobe events left by a bizprobe that "
+					"is gone\n",
+				stale);
+	}
 	pthread_mutex_init(&a->reaper.lock, NULL);
 	pthread_cond_init(&a->reaper.wake, NULL);
 	a->reaper.running = pthread_create(&a->reaper.thread, NULL, reap_links, &a->reaper) == 0;

@@ -128,6 +128,78 @@ struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path
 	return link;
 }
 
+/* pid is a running bizprobe other than us: its events are its own (and in use: the kernel would
+ * refuse to remove them anyway, EBUSY, but one created and not yet opened would go). */
+static bool live_bizprobe(int pid)
+{
+	char path[64], comm[32] = "";
+	ssize_t n;
+	int fd;
+
+	if (pid == (int)getpid())
+		return false; /* ours from an earlier life of this pid are stale too */
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* no such process */
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strcmp(comm, "bizprobe") == 0;
+}
+
+int uprobe_legacy_remove_stale(void)
+{
+	const char *root = features_tracefs_root();
+	char path[256], line[4400], del[128];
+	int removed = 0;
+	FILE *f;
+
+	if (!root)
+		return 0;
+	snprintf(path, sizeof(path), "%s/uprobe_events", root);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* Lines are "p:uprobes/NAME PATH:0xOFFSET" (r: for return probes). The whole file is read
+	 * before anything is removed: removing rewrites it. */
+	{
+		char **names = NULL;
+		unsigned n_names = 0, cap = 0;
+
+		while (fgets(line, sizeof(line), f)) {
+			const char *name = strstr(line, ":uprobes/bizprobe_");
+			int pid, k, len = 0;
+
+			if (!name || name != line + 1)
+				continue;
+			name += strlen(":uprobes/");
+			if (sscanf(name, "bizprobe_%d_%d%n", &pid, &k, &len) != 2 || pid <= 0 ||
+			    (name[len] != ' ' && name[len] != '\n' && name[len] != '\0'))
+				continue;
+			if (live_bizprobe(pid))
+				continue;
+			if (!array_grow((void **)&names, &cap, n_names, sizeof(*names)))
+				break;
+			names[n_names] = strndup(name, (size_t)len);
+			if (names[n_names])
+				n_names++;
+		}
+		fclose(f);
+		for (unsigned i = 0; i < n_names; i++) {
+			snprintf(del, sizeof(del), "-:uprobes/%s\n", names[i]);
+			if (write_uprobe_events(del) == 0)
+				removed++;
+			free(names[i]);
+		}
+		free(names);
+	}
+	return removed;
+}
+
 void uprobe_legacy_cleanup(void)
 {
 	char line[96];

@@ -24,4 +24,9 @@ struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path
 /* Removes every event uprobe_legacy_attach created (after their links are destroyed). */
 void uprobe_legacy_cleanup(void);
 
+/* Removes the events a bizprobe that is no longer running left behind (killed with SIGKILL, it
+ * never ran uprobe_legacy_cleanup): bizprobe_<pid>_<n> whose pid is not a live bizprobe. Events
+ * of running bizprobes are left alone. Returns how many were removed. */
+int uprobe_legacy_remove_stale(void);
+
 #endif
