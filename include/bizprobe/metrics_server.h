@@ -2,7 +2,8 @@
 /*
  * Prometheus endpoint (src/export/metrics_server.c) on libmicrohttpd: GET /metrics and
  * /api/metrics (the path of the business-monitoring guide) render the registry; GET /healthz
- * answers "ok". Optional bearer token and TLS.
+ * answers "ok". Optional bearer token and TLS. GET /api/admin/metrics?range=... (the guide's
+ * admin summary) is answered by a handler the command gives, behind a token of its own.
  */
 #ifndef BIZPROBE_METRICS_SERVER_H
 #define BIZPROBE_METRICS_SERVER_H
@@ -22,6 +23,13 @@ struct metrics_server_config {
 	/* Both set: serve HTTPS with this PEM certificate (chain) and key. */
 	const char *tls_cert_path;
 	const char *tls_key_path;
+	/* GET /api/admin/metrics: needs "Authorization: Bearer <admin_token>" (ADMIN_API_TOKEN, a
+	 * secret of its own); 404 when admin_token or admin is NULL. admin gets the query's range
+	 * (NULL when absent) and returns a status (200, 400, 503) with a malloc'd JSON body. It
+	 * runs on the server's thread. */
+	const char *admin_token;
+	unsigned (*admin)(const char *range, char **json, void *ctx);
+	void *admin_ctx;
 };
 
 struct metrics_server;

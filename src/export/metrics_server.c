@@ -26,6 +26,9 @@ struct metrics_server {
 	struct MHD_Daemon *daemon;
 	struct metrics_registry *reg;
 	char *token;
+	char *admin_token;
+	unsigned (*admin)(const char *range, char **json, void *ctx);
+	void *admin_ctx;
 	char *cert_pem;
 	char *key_pem;
 	uint16_t port;
@@ -67,6 +70,37 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return ret;
 }
 
+/* The admin summary: its own token (a leaked scrape token must not open business figures). */
+static enum MHD_Result admin_reply(struct metrics_server *srv, struct MHD_Connection *conn)
+{
+	const char *json_type = "application/json";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char *body = NULL;
+	unsigned status;
+
+	if (!metrics_server_auth_ok(
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+		srv->admin_token))
+		return reply(conn, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"unauthorized\"}\n",
+			     json_type, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	status = srv->admin(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "range"),
+			    &body, srv->admin_ctx);
+	if (!body)
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"internal\"}\n",
+			     json_type, NULL, NULL);
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, json_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -83,6 +117,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			     MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	if (!strcmp(url, "/healthz"))
 		return reply(conn, MHD_HTTP_OK, "ok\n", text_plain, NULL, NULL);
+	if (!strcmp(url, "/api/admin/metrics") && srv->admin && srv->admin_token)
+		return admin_reply(srv, conn);
 	if (strcmp(url, "/metrics") && strcmp(url, "/api/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, "not found\n", text_plain, NULL, NULL);
 	if (!metrics_server_auth_ok(
@@ -217,6 +253,15 @@ int metrics_server_start(struct metrics_registry *reg, const struct metrics_serv
 			goto fail;
 		}
 	}
+	if (cfg && cfg->admin && cfg->admin_token && *cfg->admin_token) {
+		srv->admin = cfg->admin;
+		srv->admin_ctx = cfg->admin_ctx;
+		srv->admin_token = strdup(cfg->admin_token);
+		if (!srv->admin_token) {
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (tls) {
@@ -260,6 +305,7 @@ void metrics_server_stop(struct metrics_server *srv)
 	if (srv->daemon)
 		MHD_stop_daemon(srv->daemon);
 	free(srv->token);
+	free(srv->admin_token);
 	if (srv->key_pem)
 		OPENSSL_cleanse(srv->key_pem, strlen(srv->key_pem));
 	free(srv->key_pem);

@@ -283,12 +283,69 @@ static void test_tls(void **state)
 	}
 }
 
+/* A stand-in admin handler: echoes the range it got, 400 for "bad". */
+static unsigned echo_admin(const char *range, char **json, void *ctx)
+{
+	int *calls = ctx;
+
+	(*calls)++;
+	if (range && !strcmp(range, "bad")) {
+		*json = strdup("{\"error\":\"bad range\"}");
+		return 400;
+	}
+	if (asprintf(json, "{\"range\":\"%s\"}", range ? range : "(none)") < 0)
+		*json = NULL;
+	return 200;
+}
+
+static void test_admin_api(void **state)
+{
+	struct env *e = *state;
+	int calls = 0;
+	struct metrics_server_config cfg = {.listen = "127.0.0.1:0",
+					    .token = "scrape-token",
+					    .admin_token = "admin-token",
+					    .admin = echo_admin,
+					    .admin_ctx = &calls};
+	char *r;
+
+	start(e, &cfg);
+	r = get(metrics_server_port(e->srv), "/api/admin/metrics?range=7d", NULL);
+	assert_true(!strncmp(r, "HTTP/1.1 401", 12));
+	free(r);
+	/* The scrape token opens /metrics, not the business summary. */
+	r = get(metrics_server_port(e->srv), "/api/admin/metrics?range=7d", "Bearer scrape-token");
+	assert_true(!strncmp(r, "HTTP/1.1 401", 12));
+	free(r);
+	assert_int_equal(calls, 0);
+	r = get(metrics_server_port(e->srv), "/api/admin/metrics?range=7d", "Bearer admin-token");
+	assert_true(!strncmp(r, "HTTP/1.1 200", 12));
+	assert_non_null(strcasestr(r, "Content-Type: application/json"));
+	assert_non_null(strstr(r, "\r\n\r\n{\"range\":\"7d\"}"));
+	free(r);
+	r = get(metrics_server_port(e->srv), "/api/admin/metrics?range=bad", "Bearer admin-token");
+	assert_true(!strncmp(r, "HTTP/1.1 400", 12));
+	free(r);
+	assert_int_equal(calls, 2);
+	metrics_server_stop(e->srv);
+	e->srv = NULL;
+
+	/* Without ADMIN_API_TOKEN the route does not exist. */
+	cfg.admin_token = NULL;
+	start(e, &cfg);
+	r = get(metrics_server_port(e->srv), "/api/admin/metrics?range=7d", "Bearer admin-token");
+	assert_true(!strncmp(r, "HTTP/1.1 404", 12));
+	free(r);
+	assert_int_equal(calls, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_metrics_and_health, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_descriptors_past_fd_setsize, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_api, setup, teardown),
 	    cmocka_unit_test(test_auth_ok),
 	    cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
