@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * bizprobe bench: userspace CPU per HTTP exchange of the real pipeline, without BPF.
- *   pipeline_bench [REPETITIONS [WORKLOAD]]      (defaults: 7, both A and B)
+ *   pipeline_bench [REPETITIONS [WORKLOAD]]      (defaults: 7, every workload)
  *
  * Chunks are fed to http_tracker_feed as src/cli/pipeline.c feeds them (struct capture_chunk,
  * one per read/write call), and every exchange goes to stripe_semantics_on_exchange with a
@@ -19,6 +19,10 @@
  * every exchange was delivered and that the Stripe counters hold exactly the expected values,
  * so a broken pipeline fails the bench instead of looking fast.
  *
+ *   R0, R2: the rules stage alone (src/rules), 50 rules loaded as `run --rules` loads them, fed
+ *      one completed exchange again and again: R0 one that no rule matches (GET of a static
+ *      file), R2 one whose rule reads two JSON fields (a label from the request body, a
+ *      histogram value from the response body). Each repetition checks the events emitted.
  * Prints one JSON line per workload: median and minimum ns per exchange over the repetitions.
  * Wall time is noisy on a small VM; for deterministic instruction counts run one repetition
  * under callgrind and collect only inside feed_all:
@@ -34,6 +38,7 @@
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
 #include "bizprobe/business_event.h"
+#include "bizprobe/rules.h"
 #include "bizprobe/stripe.h"
 #include "../tests/unit/stripe_sign.h"
 
@@ -47,6 +52,8 @@
 #define WALL0	     ((time_t)1764300000)
 #define SECRET	     "whsec_bench_5a3f9c1e7b2d4a6f8e0c1b3d5f7a9c2e"
 #define PID	     4242u
+#define RULES_N	     50
+#define RULES_EVALS  200000 /* exchanges per repetition of R0 and R2 */
 
 struct feed_ev {
 	unsigned conn;
@@ -611,6 +618,101 @@ static int bench(struct workload *w, int reps)
 	return 0;
 }
 
+/* 49 rules on routes of other shapes and methods, and the checkout rule R2 matches. */
+static char *rules_yaml(void)
+{
+	size_t cap = 64 * 1024, len = 0;
+	char *y = malloc(cap);
+
+	if (!y)
+		die("out of memory");
+	len += (size_t)snprintf(y + len, cap - len, "version: 1\nevents:\n");
+	for (int i = 0; i < RULES_N - 1; i++)
+		len += (size_t)snprintf(
+		    y + len, cap - len,
+		    "  - name: ev%d\n    metric: ev%d_total\n"
+		    "    when: {method: %s, route: \"/api/area%d/{id}%s\", status: 2xx}\n"
+		    "    labels:\n      kind: {request_json: kind, values: [a, b, c]}\n",
+		    i, i, i % 3 ? "POST" : "GET", i, i % 2 ? "/items" : "");
+	snprintf(y + len, cap - len,
+		 "  - name: checkout\n    metric: checkout_amount\n    type: histogram\n"
+		 "    buckets: [10, 50, 100, 500]\n    value: {response_json: order.total}\n"
+		 "    when: {method: POST, route: /api/checkout, status: 200}\n"
+		 "    labels:\n      plan: {request_json: cart.plan, values: [free, plus, pro]}\n");
+	return y;
+}
+
+static void count_event(const struct business_event *ev, void *ctx)
+{
+	(*(uint64_t *)ctx)++;
+	(void)ev;
+}
+
+static void rules_exchange(struct http_exchange *ex, bool match)
+{
+	static const char req_body[] = "{\"cart\":{\"items\":[{\"sku\":\"bk-101\",\"qty\":2}],"
+				       "\"plan\":\"plus\"},\"coupon\":null}";
+	static const char resp_body[] = "{\"order\":{\"id\":\"o_81f2\",\"items\":2,\"total\":49.5,"
+					"\"currency\":\"EUR\"},\"ok\":true}";
+
+	memset(ex, 0, sizeof(*ex));
+	ex->role = HTTP_ROLE_SERVER;
+	snprintf(ex->method, sizeof(ex->method), "%s", match ? "POST" : "GET");
+	ex->target = ex->path = match ? "/api/checkout" : "/static/js/app.3f9c1e.js";
+	ex->query = "";
+	ex->host = "shop.example";
+	ex->status = 200;
+	ex->duration_ns = 1200000;
+	ex->req.headers[0] = (struct http_header){"Content-Type", "application/json"};
+	ex->req.n_headers = 1;
+	ex->resp.headers[0] = (struct http_header){"Content-Type", "application/json"};
+	ex->resp.n_headers = 1;
+	if (match) {
+		ex->req.body = (const uint8_t *)req_body;
+		ex->req.body_len = ex->req.wire_body_bytes = sizeof(req_body) - 1;
+		ex->resp.body = (const uint8_t *)resp_body;
+		ex->resp.body_len = ex->resp.wire_body_bytes = sizeof(resp_body) - 1;
+	}
+}
+
+static int bench_rules(const char *name, bool match, int reps)
+{
+	char *yaml = rules_yaml();
+	struct rules *r = rules_load_buffer("bench.yaml", yaml, strlen(yaml), NULL, NULL, NULL);
+	double *ns = calloc((size_t)reps, sizeof(double));
+	struct http_exchange ex;
+	uint64_t events = 0;
+	struct rules_env env = {.sink = {count_event, &events}};
+
+	if (!r || !ns || rules_count(r) != RULES_N)
+		die("rules did not load");
+	rules_exchange(&ex, match);
+	for (int i = 0; i < reps; i++) {
+		double t0, t1;
+
+		events = 0;
+		t0 = now_ns();
+		for (int n = 0; n < RULES_EVALS; n++)
+			rules_eval(r, &env, &ex, WALL0 * 1000000000ull);
+		t1 = now_ns();
+		if (events != (match ? RULES_EVALS : 0)) {
+			fprintf(stderr, "pipeline_bench: %s: %llu events, expected %d\n", name,
+				(unsigned long long)events, match ? RULES_EVALS : 0);
+			return 1;
+		}
+		ns[i] = (t1 - t0) / RULES_EVALS;
+	}
+	qsort(ns, (size_t)reps, sizeof(double), cmp_d);
+	printf("{\"workload\":\"%s\",\"rules\":%d,\"exchanges\":%d,\"repetitions\":%d,"
+	       "\"ns_per_exchange_median\":%.0f,\"ns_per_exchange_min\":%.0f,\"verified\":true}\n",
+	       name, RULES_N, RULES_EVALS, reps, ns[reps / 2], ns[0]);
+	fflush(stdout);
+	rules_free(r);
+	free(yaml);
+	free(ns);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int reps = argc > 1 ? atoi(argv[1]) : 7;
@@ -619,7 +721,7 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	if (reps < 1) {
-		fprintf(stderr, "usage: pipeline_bench [REPETITIONS [A|B]]\n");
+		fprintf(stderr, "usage: pipeline_bench [REPETITIONS [A|B|R0|R2]]\n");
 		return 2;
 	}
 	if (!only || !strcmp(only, "A")) {
@@ -630,6 +732,10 @@ int main(int argc, char **argv)
 		build_b(&b);
 		rc |= bench(&b, reps);
 	}
+	if (!only || !strcmp(only, "R0"))
+		rc |= bench_rules("R0", false, reps);
+	if (!only || !strcmp(only, "R2"))
+		rc |= bench_rules("R2", true, reps);
 	wl_free(&a);
 	wl_free(&b);
 	return rc;
