@@ -267,6 +267,9 @@ int cmd_run(int argc, char **argv)
 			}
 			r.rules_env = (struct rules_env){
 			    r.untracked_users ? NULL : r.pseudonymizer, sink};
+			/* The file may name the Stripe metadata keys of its users (read once: a
+			 * reload changes the rules, not Stripe's configuration). */
+			scfg.user_keys = run_rules_user_keys(r.rules, &scfg.n_user_keys);
 		}
 		r.stripe = stripe_semantics_new(&sink, &scfg);
 		if (!r.stripe) {

@@ -154,3 +154,8 @@ void run_rules_publish(struct run_rules *rr)
 		rr->published[i] = total;
 	}
 }
+
+const char *const *run_rules_user_keys(const struct run_rules *rr, unsigned *n)
+{
+	return rules_user_keys(rr->rules, n);
+}

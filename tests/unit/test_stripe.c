@@ -766,12 +766,16 @@ static void record_sub(const struct business_event *ev, void *ctx)
 	r->monthly = ev->has_value ? ev->value : -1;
 }
 
-static void sub_created_with_fan(bool untracked, struct sub_recorder *r)
+static void sub_created_with_fan(bool untracked, const char *const *keys, unsigned n_keys,
+				 struct sub_recorder *r)
 {
 	char err[256];
 	struct pseudonymizer *p = pseudonymizer_new("unit-salt", NULL, err, sizeof(err));
 	struct biz_event_sink sink = {record_sub, r};
-	struct stripe_config cfg = {.pseudonymizer = p, .untracked_users = untracked};
+	struct stripe_config cfg = {.pseudonymizer = p,
+				    .untracked_users = untracked,
+				    .user_keys = keys,
+				    .n_user_keys = n_keys};
 	struct stripe_semantics *s = stripe_semantics_new(&sink, &cfg);
 	char *body = fixture_load("sub_yearly_active.json");
 	char *meta = strstr(body, "\"metadata\": {},\n  \"next_pending");
@@ -804,16 +808,22 @@ static void test_subscription_events_carry_pseudonyms(void **state)
 	pseudonymize(p, "sub_1YearlyPlan00001", strlen("sub_1YearlyPlan00001"), sub);
 	pseudonymizer_free(p);
 
-	sub_created_with_fan(false, &r);
+	sub_created_with_fan(false, NULL, 0, &r);
 	assert_int_equal(r.created, 1);
 	assert_string_equal(r.user, fan);
 	assert_string_equal(r.subject, sub);
 	assert_true(r.monthly > 0);
 
-	sub_created_with_fan(true, &r);
+	sub_created_with_fan(true, NULL, 0, &r);
 	assert_int_equal(r.created, 1);
 	assert_string_equal(r.user, "");
 	assert_string_equal(r.subject, sub);
+
+	/* A rules file's user_keys replace the defaults: fan_id is then not a user key. */
+	sub_created_with_fan(false, (const char *const[]){"payer", "fan_id"}, 1, &r);
+	assert_string_equal(r.user, "");
+	sub_created_with_fan(false, (const char *const[]){"payer", "fan_id"}, 2, &r);
+	assert_string_equal(r.user, fan);
 }
 
 int main(void)
