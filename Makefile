@@ -15,7 +15,7 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS := libbpf libelf zlib libmicrohttpd libcrypto yaml-0.1
+PKGS := libbpf libelf zlib libmicrohttpd libcrypto yaml-0.1 libcurl json-c
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 	-Iinclude -I$(OUT)/include $(shell pkg-config --cflags $(PKGS))
