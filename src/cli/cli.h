@@ -31,6 +31,10 @@ struct cli_opts {
 	unsigned processing_timeout_s; /* 0: the semantics' default */
 	const char *rules_file; /* --rules: business events from the app's own traffic */
 	const char *salt_file;	/* where a generated USER_TRACKING_SALT is kept */
+	/* Sentry (src/cli/run_sentry.c) */
+	const char *sentry_hosts[8]; /* --sentry-host: the app's Sentry besides *.sentry.io */
+	size_t n_sentry_hosts;
+	const char *sentry_dsn; /* --sentry-dsn: where bizprobe reports failed flows */
 };
 
 /* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */

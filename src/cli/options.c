@@ -18,7 +18,8 @@ void cli_usage(FILE *out)
 		"  bizprobe run   [--pid PID]... [--exe PATH]... [--listen ADDR:PORT]\n"
 		"                 [--namespace NAME] [--tls-cert FILE --tls-key FILE]\n"
 		"                 [--webhook-secret-file FILE] [--stripe-host HOST]...\n"
-		"                 [--rules FILE] [--salt-file FILE] [options]\n"
+		"                 [--rules FILE] [--salt-file FILE] [--sentry-host HOST]...\n"
+		"                 [--sentry-dsn DSN] [options]\n"
 		"  bizprobe rules check FILE\n"
 		"  bizprobe rules test --rules FILE [--namespace NAME] < trace.jsonl\n"
 		"  bizprobe version\n"
@@ -41,6 +42,11 @@ void cli_usage(FILE *out)
 		"  --rules FILE       business events from the app's requests (YAML; SIGHUP reloads)\n"
 		"  --salt-file FILE   keeps a generated user-pseudonym salt when USER_TRACKING_SALT\n"
 		"                     is unset (default /var/lib/bizprobe/salt)\n"
+		"  --sentry-host HOST the app's Sentry, besides *.sentry.io and the host of the\n"
+		"                     SENTRY_DSN in its environment (repeatable): counted in\n"
+		"                     sentry_errors_total\n"
+		"  --sentry-dsn DSN   report failed business flows to this Sentry project (or\n"
+		"                     SENTRY_DSN in bizprobe's environment, which ps does not show)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
 		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*),\n"
 		"  USER_TRACKING_SALT, ENABLE_USER_TRACKING=false (no user is identified)\n"
@@ -67,6 +73,12 @@ static int parse_u32(const char *s, uint32_t *out)
 	*out = (uint32_t)v;
 	return 0;
 }
+
+/* Sentry's (src/cli/run_sentry.c), numbered apart from the others. */
+enum {
+	OPT_SENTRY_HOST = 2000,
+	OPT_SENTRY_DSN,
+};
 
 enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
@@ -98,6 +110,8 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"processing-timeout", required_argument, NULL, OPT_PROCESSING_TIMEOUT},
 		{"rules", required_argument, NULL, OPT_RULES},
 		{"salt-file", required_argument, NULL, OPT_SALT_FILE},
+		{"sentry-host", required_argument, NULL, OPT_SENTRY_HOST},
+		{"sentry-dsn", required_argument, NULL, OPT_SENTRY_DSN},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
 		{"empty-probes", no_argument, NULL, OPT_EMPTY_PROBES},
 		{"verbose", no_argument, NULL, 'v'},
@@ -205,6 +219,16 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_SALT_FILE:
 			o->salt_file = optarg;
+			break;
+		case OPT_SENTRY_HOST:
+			if (o->n_sentry_hosts >= sizeof(o->sentry_hosts) / sizeof(o->sentry_hosts[0])) {
+				fprintf(stderr, "bizprobe %s: too many --sentry-host\n", cmd);
+				return -EINVAL;
+			}
+			o->sentry_hosts[o->n_sentry_hosts++] = optarg;
+			break;
+		case OPT_SENTRY_DSN:
+			o->sentry_dsn = optarg;
 			break;
 		case OPT_EMPTY_PROBES:
 			o->capture.empty_probes = true;

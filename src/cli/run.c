@@ -18,6 +18,7 @@
 #include "bizprobe/trace_format.h"
 #include "cli.h"
 #include "run_rules.h"
+#include "run_sentry.h"
 
 #define DEFAULT_LISTEN	   "127.0.0.1:9464"
 #define DEFAULT_SALT_FILE "/var/lib/bizprobe/salt"
@@ -40,6 +41,7 @@ struct run_ctx {
 	bool untracked_users; /* ENABLE_USER_TRACKING=false */
 	struct rules_env rules_env;
 	bool trace_lines;
+	struct run_sentry *sentry; /* the app's Sentry reports; failed flows to bizprobe's DSN */
 };
 
 /* Every business event goes to each consumer: the metrics stage (later the state too). */
@@ -48,6 +50,7 @@ static void on_event(const struct business_event *ev, void *ctx)
 	struct run_ctx *r = ctx;
 
 	business_metrics_on_event(ev, r->bm);
+	run_sentry_on_event(ev, r->sentry);
 }
 
 static int64_t mono_ns(void)
@@ -65,9 +68,11 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 	if (r->stripe) {
 		int64_t t0 = mono_ns(), dt;
 
+		run_sentry_begin(r->sentry, ex);
 		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
 		if (r->rules)
 			run_rules_eval(r->rules, &r->rules_env, ex, wall_ns);
+		run_sentry_end(r->sentry);
 		dt = mono_ns() - t0;
 		metrics_add(r->collection_ms, NULL, (double)dt / 1e6);
 		metrics_observe(r->processing_s, NULL, (double)dt / 1e9);
@@ -93,6 +98,7 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 	self_metrics_update(r->self, &c, &h);
 	if (r->stripe)
 		stripe_semantics_tick(r->stripe, time(NULL));
+	run_sentry_tick(r->sentry);
 	if (r->rules) {
 		if (cli_take_reload_request())
 			run_rules_reload(r->rules);
@@ -279,6 +285,12 @@ int cmd_run(int argc, char **argv)
 		if (!secret[0])
 			fprintf(stderr, "bizprobe run: no STRIPE_WEBHOOK_SECRET: webhook signatures "
 					"are not verified\n");
+		r.sentry = run_sentry_new(&o, r.reg, r.untracked_users ? NULL : r.pseudonymizer,
+					  scfg.user_keys, scfg.n_user_keys, sink);
+		if (!r.sentry) {
+			rc = 2;
+			goto cleanup;
+		}
 	}
 	r.self = self_metrics_new(r.reg);
 	if (!r.self)
@@ -301,6 +313,7 @@ int cmd_run(int argc, char **argv)
 	rc = cli_pipeline_run(&o, on_exchange, on_tick, &r);
 cleanup:
 	metrics_server_stop(srv);
+	run_sentry_free(r.sentry);
 	stripe_semantics_free(r.stripe);
 	run_rules_free(r.rules);
 	pseudonymizer_free(r.pseudonymizer);
