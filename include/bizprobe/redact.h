@@ -8,10 +8,23 @@
  *                                   -> prefix kept ("sk_live_[REDACTED]"); mode is not secret.
  *                                   Webhook secrets whsec_... likewise. Publishable pk_ keys are
  *                                   public by design and kept.
- *   Authorization credentials       "Bearer <token>" -> "Bearer [REDACTED]" (also "Basic")
- *   Card numbers                    13-19 digits, optionally grouped by single spaces or dashes,
- *                                   passing the Luhn check -> "[REDACTED_CARD]"
- *   E-mail addresses                local@domain.tld -> "[REDACTED_EMAIL]"
+ *   Stripe client secrets           pi_..._secret_..., seti_..._secret_... -> the object's id
+ *                                   kept ("pi_123_secret_[REDACTED]")
+ *   Authorization credentials       "Bearer <token>" -> "Bearer [REDACTED]" (also "Basic"; the
+ *                                   space may be '+' or %20, as in a query string)
+ *   JSON Web Tokens                 eyJ....(.)... anywhere -> "[REDACTED]"
+ *   Secret-named fields             the value of a JSON member, form or query field, or
+ *                                   "name: value", whose name contains password, passwd,
+ *                                   passphrase, pwd, secret, cvc, cvv, card_code,
+ *                                   security_code, token, apikey, api_key, api-key,
+ *                                   authorization, credential or private_key (any case; also
+ *                                   percent-encoded names like card%5Bcvc%5D) -> "[REDACTED]",
+ *                                   a JSON string keeping its quotes
+ *   Card numbers                    13-19 digits in any grouping (up to three of ' ', '-', '+',
+ *                                   '.' between two digits, also as %20 %2D %2B %2E or
+ *                                   \u0020), passing the Luhn check -> "[REDACTED_CARD]"
+ *   E-mail addresses                local@domain.tld, the '@' also as %40 or \u0040
+ *                                   -> "[REDACTED_EMAIL]"
  * Digit runs that merely look like cards (a 13-digit millisecond timestamp that happens to pass
  * Luhn) are redacted too: for privacy a false positive is the cheap mistake.
  */
@@ -29,5 +42,16 @@
  * Returns the length of the full redacted text, like snprintf: a result >= out_cap means out
  * was cut (call again with a buffer of the returned size + 1). */
 size_t redact_text(const char *in, size_t len, char *out, size_t out_cap);
+
+/* What a path segment that identifies something becomes in a route template. */
+#define REDACT_PATH_ID "{id}"
+
+/*
+ * The route template of a path (no query): each segment that is an identifier (a number, a
+ * UUID, an e-mail, plain or %40-encoded, a long hex or base64 run, a Stripe-like id) becomes
+ * "{id}", so /users/alice@example.com/orders/1234 reads /users/{id}/orders/{id}. What the trace
+ * view shows of a path unless --raw-paths is given. Output and return value as redact_text.
+ */
+size_t redact_path_template(const char *path, char *out, size_t out_cap);
 
 #endif

@@ -18,6 +18,7 @@ struct cli_opts {
 	/* trace */
 	bool json;
 	bool bodies;
+	bool raw_paths; /* --raw-paths: paths and Host as sent, not route templates */
 	/* run */
 	bool trace_lines; /* --trace: also print each exchange, as `trace` does */
 	const char *listen;

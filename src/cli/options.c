@@ -32,6 +32,10 @@ void cli_usage(FILE *out)
 		"trace:\n"
 		"  --json             JSON Lines, one object per exchange\n"
 		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
+		"  --raw-paths        show paths and Host as sent; by default a path shows as its\n"
+		"                     route template (/users/{id}/orders: ids and e-mails hidden).\n"
+		"                     With --json --bodies, record with it for `rules test` of routes\n"
+		"                     with {params}\n"
 		"run:\n"
 		"  --listen ADDR:PORT metrics endpoint (default 127.0.0.1:9464)\n"
 		"  --namespace NAME   metric name prefix (default direct_fan)\n"
@@ -84,7 +88,7 @@ enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
 	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
-	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT,
+	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT, OPT_RAW_PATHS,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -95,6 +99,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"child-delay", required_argument, NULL, OPT_CHILD_DELAY},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"bodies", no_argument, NULL, OPT_BODIES},
+		{"raw-paths", no_argument, NULL, OPT_RAW_PATHS},
 		{"max-copy", required_argument, NULL, OPT_MAX_COPY},
 		{"body-cap", required_argument, NULL, OPT_BODY_CAP},
 		{"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
@@ -152,6 +157,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_BODIES:
 			o->bodies = true;
+			break;
+		case OPT_RAW_PATHS:
+			o->raw_paths = true;
 			break;
 		case OPT_TRACE:
 			o->trace_lines = true;

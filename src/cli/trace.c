@@ -17,7 +17,7 @@
 struct trace_ctx {
 	bool json;
 	bool bodies;
-	size_t max_body; /* --json --bodies: body bytes kept per message */
+	struct trace_opts fmt; /* --raw-paths; --json --bodies: body bytes kept per message */
 	char *line;	 /* grown on need up to TRACE_JSON_LINE_MAX, kept for the next exchange */
 	size_t cap;
 	uint64_t detail_dropped;
@@ -48,11 +48,11 @@ static int grow_line(struct trace_ctx *t, size_t need)
 static int format_detail(struct trace_ctx *t, const struct http_exchange *ex, uint64_t wall_ns)
 {
 	size_t need = 0;
-	int n = trace_format_json_detail(ex, wall_ns, t->line, t->cap, t->max_body, &need);
+	int n = trace_format(TRACE_JSON_DETAIL, ex, wall_ns, &t->fmt, t->line, t->cap, &need);
 
 	if (n != -ENOSPC || grow_line(t, need))
 		return n;
-	return trace_format_json_detail(ex, wall_ns, t->line, t->cap, t->max_body, NULL);
+	return trace_format(TRACE_JSON_DETAIL, ex, wall_ns, &t->fmt, t->line, t->cap, NULL);
 }
 
 enum trace_line { TRACE_LINE_TEXT, TRACE_LINE_JSON, TRACE_LINE_DROPPED };
@@ -63,10 +63,10 @@ static int format_plain(struct trace_ctx *t, const struct http_exchange *ex, uin
 			enum trace_line kind)
 {
 	for (;;) {
-		int n = kind == TRACE_LINE_TEXT ? trace_format_text(ex, wall_ns, t->line, t->cap)
-			: kind == TRACE_LINE_JSON
-			    ? trace_format_json(ex, wall_ns, t->line, t->cap)
-			    : trace_format_json_dropped(ex, wall_ns, t->line, t->cap);
+		int n = trace_format(kind == TRACE_LINE_TEXT	? TRACE_TEXT
+				     : kind == TRACE_LINE_JSON ? TRACE_JSON
+							       : TRACE_JSON_DROPPED,
+				     ex, wall_ns, &t->fmt, t->line, t->cap, NULL);
 
 		if (n != -ENOSPC || t->cap >= TRACE_JSON_LINE_MAX || grow_line(t, t->cap * 2))
 			return n;
@@ -148,7 +148,8 @@ int cmd_trace(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	t.json = o.json;
 	t.bodies = o.bodies;
-	t.max_body = o.http.body_cap ? o.http.body_cap : TRACE_RECORD_BODY_DEFAULT;
+	t.fmt.max_body = o.http.body_cap ? o.http.body_cap : TRACE_RECORD_BODY_DEFAULT;
+	t.fmt.raw_paths = o.raw_paths;
 	rc = cli_pipeline_run(&o, print_exchange, on_tick, &t);
 	free(t.line);
 	return rc;

@@ -2,8 +2,13 @@
 /*
  * Secret and PII scrubbing for text that leaves the process (see include/bizprobe/redact.h).
  * One left-to-right pass; at each position the recognizers are tried in a fixed order (keys,
- * credentials, cards, e-mails) and the first match is replaced. Hand-written scanners rather
- * than <regex.h>: POSIX regex has no Luhn check, no word boundaries, and costs a compile.
+ * client secrets, credentials, JWTs, secret-named fields, cards, e-mails) and the first match
+ * is replaced. Hand-written scanners rather than <regex.h>: POSIX regex has no Luhn check, no
+ * word boundaries, and costs a compile.
+ *
+ * The text is what HTTP carries, so each recognizer also reads the encodings an app puts its
+ * data in: percent-encoding (%40 for '@', %20 or '+' between card digit groups, card%5Bcvc%5D as
+ * a name), JSON escapes (\u0040, a \" inside a string value), form fields and JSON members.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,9 +38,19 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+static bool is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static bool is_alnum(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+	return is_digit(c) || is_alpha(c);
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* Characters of a key or token body. */
@@ -44,10 +59,38 @@ static bool is_word(char c)
 	return is_alnum(c) || c == '_';
 }
 
-/* Start of a word: nothing word-like right before it. */
+/* in[i] starts "%XX" (any hex pair). */
+static bool pct_at(const char *in, size_t len, size_t i)
+{
+	return i + 2 < len && in[i] == '%' && is_hex(in[i + 1]) && is_hex(in[i + 2]);
+}
+
+/* in[i] starts the percent-encoding of c (either case of the hex digits). */
+static bool pct_is(const char *in, size_t len, size_t i, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	return pct_at(in, len, i) && (in[i + 1] | 0x20) == hex[c >> 4] &&
+	       (in[i + 2] | 0x20) == hex[c & 15];
+}
+
+/* in[i] starts a JSON escape of c: \u00XX. */
+static bool uesc_is(const char *in, size_t len, size_t i, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	return i + 5 < len && in[i] == '\\' && in[i + 1] == 'u' && in[i + 2] == '0' &&
+	       in[i + 3] == '0' && (in[i + 4] | 0x20) == hex[c >> 4] &&
+	       (in[i + 5] | 0x20) == hex[c & 15];
+}
+
+/* Start of a word: nothing word-like right before it. A "%XX" right before counts as a
+ * boundary: it is an encoded separator ("%20", "%3D"), not part of the word. */
 static bool at_boundary(const char *in, size_t i)
 {
-	return i == 0 || !is_word(in[i - 1]);
+	if (i == 0 || !is_word(in[i - 1]))
+		return true;
+	return i >= 3 && in[i - 3] == '%' && is_hex(in[i - 2]) && is_hex(in[i - 1]);
 }
 
 /* Stripe secret key: returns its length (prefix included) or 0; *keep = bytes of prefix kept. */
@@ -75,9 +118,56 @@ static size_t match_stripe_key(const char *in, size_t len, size_t i, size_t *kee
 	return 0;
 }
 
+/*
+ * A Stripe client secret: "<object id>_secret_<secret>" (pi_..._secret_..., seti_..., and the
+ * older src_ / cs_ forms). It lets a browser confirm the payment, so it is a credential; the
+ * object id before it is not and is kept (*keep covers it and "_secret_").
+ */
+static size_t match_client_secret(const char *in, size_t len, size_t i, size_t *keep)
+{
+	size_t p = i, n;
+
+	if (!at_boundary(in, i) || !is_alpha(in[i]))
+		return 0;
+	while (p < len && p - i < 6 && (in[p] >= 'a' && in[p] <= 'z'))
+		p++;
+	if (p == i || p >= len || in[p] != '_')
+		return 0;
+	p++;
+	n = p;
+	while (p < len && is_alnum(in[p]))
+		p++;
+	if (p - n < 4 || len - p < 8 || memcmp(in + p, "_secret_", 8) != 0)
+		return 0;
+	p += 8;
+	n = p;
+	while (p < len && is_alnum(in[p]))
+		p++;
+	if (p - n < 4)
+		return 0;
+	*keep = n - i;
+	return p - i;
+}
+
 static bool is_token_char(char c)
 {
 	return is_alnum(c) || strchr("-._~+/=", c) != NULL;
+}
+
+/* Spaces after an authorization scheme, as sent or encoded in a query or form: ' ', '+', %20.
+ * Returns the bytes they take. */
+static size_t scheme_spaces(const char *in, size_t len, size_t i)
+{
+	size_t n = 0;
+
+	for (;;) {
+		if (i + n < len && (in[i + n] == ' ' || in[i + n] == '+'))
+			n++;
+		else if (pct_is(in, len, i + n, ' '))
+			n += 3;
+		else
+			return n;
+	}
 }
 
 /* "Bearer <token>" / "Basic <token>": returns the whole length, *keep = scheme and spaces. */
@@ -93,12 +183,11 @@ static size_t match_auth(const char *in, size_t len, size_t i, size_t *keep)
 
 		if (len - i < sl + 1 || strncasecmp(in + i, schemes[k], sl) != 0)
 			continue;
-		n = sl;
-		if (in[i + n] != ' ')
+		n = sl + scheme_spaces(in, len, i + sl);
+		if (n == sl)
 			continue;
-		while (i + n < len && in[i + n] == ' ')
-			n++;
-		for (t = n; i + t < len && is_token_char(in[i + t]); t++)
+		for (t = n; i + t < len && (is_token_char(in[i + t]) || pct_at(in, len, i + t));
+		     t += in[i + t] == '%' ? 3 : 1)
 			;
 		if (t == n)
 			continue;
@@ -106,6 +195,147 @@ static size_t match_auth(const char *in, size_t len, size_t i, size_t *keep)
 		return t;
 	}
 	return 0;
+}
+
+static bool is_b64url(char c)
+{
+	return is_alnum(c) || c == '-' || c == '_';
+}
+
+/* A compact JWS: "eyJ" (base64url of '{"') header, '.', payload, '.', signature. Returns its
+ * length or 0. */
+static size_t match_jwt(const char *in, size_t len, size_t i)
+{
+	size_t n = i, part;
+
+	if (len - i < 3 || memcmp(in + i, "eyJ", 3) || (i > 0 && is_b64url(in[i - 1])))
+		return 0;
+	for (part = 0; part < 3; part++) {
+		size_t start = n;
+
+		while (n < len && is_b64url(in[n]))
+			n++;
+		/* Header and payload are JSON objects, never short; the signature may be empty
+		 * (alg none). */
+		if (part < 2 && n - start < 4)
+			return 0;
+		if (part < 2) {
+			if (n >= len || in[n] != '.')
+				return 0;
+			n++;
+		}
+	}
+	return n - i;
+}
+
+/*
+ * Secret-named fields: a JSON member ("password": "...", "cvc": 123), a form or query field
+ * (password=..., card%5Bcvc%5D=...), or "name: value" in plain text, whose name says its value
+ * is a credential or card data. The name and punctuation are kept, the value replaced (a JSON
+ * string keeps its quotes). Objects and arrays are not values here: their members are scanned
+ * on their own.
+ */
+static bool is_name_char(char c)
+{
+	return is_alnum(c) || c == '_' || c == '-' || c == '.' || c == '[' || c == ']' || c == '%';
+}
+
+static bool name_is_secret(const char *name, size_t n)
+{
+	static const char *const parts[] = {
+	    "password", "passwd",   "passphrase", "pwd",	 "secret",     "cvc",
+	    "cvv",	"card_code", "security_code", "securitycode", "token",	"apikey",
+	    "api_key",	"api-key",  "authorization", "credential",	 "private_key", "privatekey",
+	};
+	char low[64];
+
+	if (n >= sizeof(low))
+		return false; /* no name of ours is that long; a long run is data */
+	for (size_t i = 0; i < n; i++)
+		low[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] | 0x20 : name[i]);
+	low[n] = '\0';
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (strstr(low, parts[i]))
+			return true;
+	return false;
+}
+
+static size_t skip_spaces(const char *in, size_t len, size_t p)
+{
+	while (p < len && (in[p] == ' ' || in[p] == '\t'))
+		p++;
+	return p;
+}
+
+/* Returns the length of name + separator + value at i, *keep = what is kept (name and
+ * separator, and a JSON string's opening quote), *close = bytes kept after the marker (its
+ * closing quote). 0 when no secret field starts here. */
+static size_t match_secret_field(const char *in, size_t len, size_t i, size_t *keep,
+				 size_t *close)
+{
+	size_t p = i, v, dummy;
+
+	if (i > 0 && is_name_char(in[i - 1]))
+		return 0;
+	while (p < len && is_name_char(in[p]))
+		p++;
+	if (p == i || !name_is_secret(in + i, p - i))
+		return 0;
+	if (i > 0 && in[i - 1] == '"' && p < len && in[p] == '"')
+		p++; /* a JSON member's name */
+	else if (p + 2 < len && in[p] == '\\' && in[p + 1] == '"' && i > 1 && in[i - 1] == '"' &&
+		 in[i - 2] == '\\')
+		p += 2; /* JSON inside a JSON string: \"password\":\"...\" */
+	p = skip_spaces(in, len, p);
+	if (p >= len)
+		return 0;
+	if (in[p] == '=' || in[p] == ':') {
+		p++;
+	} else if (pct_is(in, len, p, '=') || pct_is(in, len, p, ':')) {
+		p += 3;
+	} else {
+		return 0;
+	}
+	p = skip_spaces(in, len, p);
+	if (p >= len)
+		return 0;
+	v = p;
+	if (in[p] == '"' || (in[p] == '\\' && p + 1 < len && in[p + 1] == '"')) {
+		/* A string; a nested one (\"...\") ends at the next \", a plain one at the next
+		 * unescaped quote. */
+		bool nested = in[p] == '\\';
+
+		p += nested ? 2 : 1;
+		v = p;
+		while (p < len) {
+			if (nested && in[p] == '\\' && p + 1 < len && in[p + 1] == '"')
+				break;
+			if (!nested && in[p] == '\\') {
+				p += 2;
+				continue;
+			}
+			if (!nested && in[p] == '"')
+				break;
+			p++;
+		}
+		if (p > len)
+			p = len;
+		*keep = v - i;
+		*close = p < len ? (nested ? 2 : 1) : 0;
+		return p - i + *close;
+	}
+	/* "Authorization: Bearer x": the credential recognizer keeps the scheme, as it does
+	 * without a name before it. */
+	if (in[p] == '{' || in[p] == '[' || match_auth(in, len, p, &dummy))
+		return 0;
+	/* A bare value: up to what ends a form field, a JSON member or a word. */
+	while (p < len && !strchr("&;, \t\r\n}]\"", in[p]))
+		p++;
+	if (p == v)
+		return 0;
+	*keep = v - i;
+	*close = 0;
+	return p - i;
 }
 
 static bool luhn_ok(const uint8_t *d, size_t n)
@@ -126,24 +356,47 @@ static bool luhn_ok(const uint8_t *d, size_t n)
 	return sum % 10 == 0;
 }
 
-/* Card number: digits with optional single ' ' or '-' between them. Returns its length. */
+/* One separator between card digit groups at in[p]: ' ', '-', '+', '.', or one of them
+ * percent-encoded (%20, %2D, %2B, %2E) or JSON-escaped (\u0020). Returns its length or 0. */
+static size_t card_sep(const char *in, size_t len, size_t p)
+{
+	if (p >= len)
+		return 0;
+	if (in[p] == ' ' || in[p] == '-' || in[p] == '+' || in[p] == '.')
+		return 1;
+	if (pct_is(in, len, p, ' ') || pct_is(in, len, p, '-') || pct_is(in, len, p, '+') ||
+	    pct_is(in, len, p, '.'))
+		return 3;
+	if (uesc_is(in, len, p, ' '))
+		return 6;
+	return 0;
+}
+
+/* Card number: 13-19 digits in any grouping, up to three separators between two digits (so
+ * "4242 - 4242" is one number), passing the Luhn check. Returns its length. */
 static size_t match_card(const char *in, size_t len, size_t i)
 {
 	uint8_t digits[19];
 	size_t end_at[19]; /* bytes consumed after each digit */
 	size_t nd = 0, p = i;
 
-	if (!is_digit(in[i]) || (i > 0 && is_alnum(in[i - 1])))
+	/* Not glued to a word before it, except through an encoded separator ("=%204242..."). */
+	if (!is_digit(in[i]) ||
+	    (i > 0 && is_alnum(in[i - 1]) && !(i >= 3 && pct_at(in, len, i - 3))))
 		return 0;
 	while (p < len && nd < 19) {
+		size_t q, s, k;
+
 		if (!is_digit(in[p]))
 			break;
 		digits[nd] = (uint8_t)(in[p] - '0');
 		end_at[nd] = p + 1 - i;
 		nd++;
 		p++;
-		if (p + 1 < len && (in[p] == ' ' || in[p] == '-') && is_digit(in[p + 1]))
-			p++;
+		for (q = p, k = 0; k < 3 && (s = card_sep(in, len, q)); k++)
+			q += s;
+		if (q > p && q < len && is_digit(in[q]))
+			p = q;
 	}
 	/* Longest candidate first; it must not be followed directly by more digits or letters. */
 	while (nd >= 13) {
@@ -161,18 +414,36 @@ static bool is_local_char(char c)
 	return is_alnum(c) || strchr("._%+-", c) != NULL;
 }
 
+/* The '@' of an e-mail at in[p]: as such, percent-encoded (%40) or JSON-escaped (\u0040).
+ * Returns its length or 0. */
+static size_t at_sign(const char *in, size_t len, size_t p)
+{
+	if (p >= len)
+		return 0;
+	if (in[p] == '@')
+		return 1;
+	if (pct_is(in, len, p, '@'))
+		return 3;
+	if (uesc_is(in, len, p, '@'))
+		return 6;
+	return 0;
+}
+
 /* E-mail: run of local-part characters starting here, '@', dotted domain, TLD of letters. */
 static size_t match_email(const char *in, size_t len, size_t i)
 {
-	size_t p = i, label, dots = 0, last_label_start, last_alpha = 1;
+	size_t p = i, label, dots = 0, last_label_start, last_alpha = 1, at = 0;
 
 	if (!is_local_char(in[i]) || (i > 0 && is_local_char(in[i - 1])))
 		return 0;
-	while (p < len && is_local_char(in[p]))
+	/* The local part stops at the at-sign, encoded or not ("fan%40example.com"). */
+	while (p < len && is_local_char(in[p]) && !(at = at_sign(in, len, p)))
 		p++;
-	if (p == i || p >= len || in[p] != '@')
+	if (!at)
+		at = at_sign(in, len, p);
+	if (p == i || !at)
 		return 0;
-	p++;
+	p += at;
 	last_label_start = p;
 	label = 0;
 	while (p < len) {
@@ -195,7 +466,7 @@ static size_t match_email(const char *in, size_t len, size_t i)
 	if (!dots || label < 2)
 		return 0;
 	for (size_t k = last_label_start; k < p; k++) {
-		if (!((in[k] >= 'a' && in[k] <= 'z') || (in[k] >= 'A' && in[k] <= 'Z')))
+		if (!is_alpha(in[k]))
 			last_alpha = 0;
 	}
 	return last_alpha ? p - i : 0;
@@ -207,12 +478,19 @@ size_t redact_text(const char *in, size_t len, char *out, size_t out_cap)
 	size_t i = 0;
 
 	while (in && i < len) {
-		size_t n, keep = 0;
+		size_t n, keep = 0, close = 0;
 
 		if ((n = match_stripe_key(in, len, i, &keep)) ||
+		    (n = match_client_secret(in, len, i, &keep)) ||
 		    (n = match_auth(in, len, i, &keep))) {
 			out_put(&o, in + i, keep);
 			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
+		} else if ((n = match_jwt(in, len, i))) {
+			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
+		} else if ((n = match_secret_field(in, len, i, &keep, &close))) {
+			out_put(&o, in + i, keep);
+			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
+			out_put(&o, in + i + n - close, close);
 		} else if ((n = match_card(in, len, i))) {
 			out_put(&o, REDACT_MARK_CARD, strlen(REDACT_MARK_CARD));
 		} else if ((n = match_email(in, len, i))) {
@@ -222,6 +500,50 @@ size_t redact_text(const char *in, size_t len, char *out, size_t out_cap)
 			n = 1;
 		}
 		i += n;
+	}
+	if (o.cap)
+		o.buf[o.len < o.cap ? o.len : o.cap - 1] = '\0';
+	return o.len;
+}
+
+/*
+ * Route templates. A path segment is an identifier, not a route word, when it is a number, holds
+ * an e-mail's '@' (also %40), is long (20 bytes or more: UUIDs, tokens, base64, slugs that carry
+ * names), has digits and is 10 bytes or more (cus_QXg1o8vcGmoR32, ObjectIds), or is hex of 8
+ * bytes or more with a digit (short hashes). "v1", "api", "payment_intents" stay.
+ */
+static bool segment_is_id(const char *s, size_t n)
+{
+	size_t digits = 0, hex = 0;
+
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '@' || pct_is(s, n, i, '@'))
+			return true;
+		digits += is_digit(s[i]);
+		hex += is_hex(s[i]);
+	}
+	return digits == n || n >= 20 || (digits && n >= 10) || (hex == n && n >= 8 && digits);
+}
+
+size_t redact_path_template(const char *path, char *out, size_t out_cap)
+{
+	struct redact_out o = {.buf = out, .cap = out ? out_cap : 0, .len = 0};
+	const char *p = path ? path : "";
+
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (segment_is_id(p, n))
+			out_put(&o, REDACT_PATH_ID, strlen(REDACT_PATH_ID));
+		else
+			out_put(&o, p, n);
+		p += n;
+		if (*p == '/') {
+			out_put(&o, "/", 1);
+			p++;
+		}
 	}
 	if (o.cap)
 		o.buf[o.len < o.cap ? o.len : o.cap - 1] = '\0';

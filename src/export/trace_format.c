@@ -179,11 +179,66 @@ static const char *role_name(enum http_role r)
 	return r == HTTP_ROLE_SERVER ? "server" : "client";
 }
 
-/* The basic object without its closing brace: what every JSON line starts with. */
-static void put_basic(struct out_buf *o, const struct http_exchange *ex, uint64_t wall_ns)
+/*
+ * The host and path every line shows: as sent with raw_paths, else the path's route template
+ * and the host scrubbed (a Host header is whatever the client wrote). Both malloc'd; NULL when
+ * out of memory.
+ */
+struct shown {
+	char *host, *path;
+};
+
+static char *scrubbed_copy(const char *s, bool template)
 {
+	size_t n = template ? redact_path_template(s, NULL, 0) : redact_text(s, strlen(s), NULL, 0);
+	char *out = malloc(n + 1);
+
+	if (!out)
+		return NULL;
+	if (template)
+		redact_path_template(s, out, n + 1);
+	else
+		redact_text(s, strlen(s), out, n + 1);
+	return out;
+}
+
+static int shown_init(struct shown *sh, const struct http_exchange *ex,
+		      const struct trace_opts *opts)
+{
+	const char *host = ex->host ? ex->host : "", *path = ex->path ? ex->path : "";
+
+	if (opts && opts->raw_paths) {
+		sh->host = strdup(host);
+		sh->path = strdup(path);
+	} else {
+		sh->host = scrubbed_copy(host, false);
+		sh->path = scrubbed_copy(path, true);
+	}
+	if (!sh->host || !sh->path) {
+		free(sh->host);
+		free(sh->path);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void shown_free(struct shown *sh)
+{
+	free(sh->host);
+	free(sh->path);
+}
+
+/* The basic object without its closing brace: what every JSON line starts with. */
+static void put_basic(struct out_buf *o, const struct http_exchange *ex, uint64_t wall_ns,
+		      const struct trace_opts *opts)
+{
+	struct shown sh;
 	char ts[48];
 
+	if (shown_init(&sh, ex, opts)) {
+		o->err = -ENOMEM;
+		return;
+	}
 	format_wall(wall_ns, ts, sizeof(ts), true);
 	put(o, "{\"ts\":\"%s\",\"pid\":%u,\"comm\":", ts, ex->conn.pid);
 	put_json_string(o, ex->conn.comm);
@@ -191,9 +246,10 @@ static void put_basic(struct out_buf *o, const struct http_exchange *ex, uint64_
 	    ex->conn.tls ? "true" : "false");
 	put_json_string(o, ex->method);
 	put(o, ",\"host\":");
-	put_json_string(o, ex->host);
+	put_json_string(o, sh.host);
 	put(o, ",\"path\":");
-	put_json_string(o, ex->path);
+	put_json_string(o, sh.path);
+	shown_free(&sh);
 	put(o,
 	    ",\"status\":%d,\"duration_us\":%llu,\"req_bytes\":%llu,\"resp_bytes\":%llu,"
 	    "\"truncated\":%s",
@@ -209,37 +265,47 @@ static int finish(struct out_buf *o)
 	return o->overflow ? -ENOSPC : (int)o->len;
 }
 
-int trace_format_json(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap)
+static int format_json(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap,
+		       const struct trace_opts *opts)
 {
 	struct out_buf o = {.p = buf, .cap = cap};
 
 	if (!cap)
 		return -ENOSPC;
 	buf[0] = '\0';
-	put_basic(&o, ex, wall_ns);
+	put_basic(&o, ex, wall_ns, opts);
 	put_mem(&o, "}", 1);
 	return finish(&o);
+}
+
+static int format_json_dropped(const struct http_exchange *ex, uint64_t wall_ns, char *buf,
+			       size_t cap, const struct trace_opts *opts)
+{
+	struct out_buf o = {.p = buf, .cap = cap};
+
+	if (!cap)
+		return -ENOSPC;
+	buf[0] = '\0';
+	put_basic(&o, ex, wall_ns, opts);
+	put(&o, ",\"detail_dropped\":true}");
+	return finish(&o);
+}
+
+int trace_format_json(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap)
+{
+	return format_json(ex, wall_ns, buf, cap, NULL);
 }
 
 int trace_format_json_dropped(const struct http_exchange *ex, uint64_t wall_ns, char *buf,
 			      size_t cap)
 {
-	struct out_buf o = {.p = buf, .cap = cap};
-
-	if (!cap)
-		return -ENOSPC;
-	buf[0] = '\0';
-	put_basic(&o, ex, wall_ns);
-	put(&o, ",\"detail_dropped\":true}");
-	return finish(&o);
+	return format_json_dropped(ex, wall_ns, buf, cap, NULL);
 }
 
 /*
- * Scrubbing. redact_text knows keys, credentials, cards and e-mails in free text; the detail
- * view adds what only its context shows: secret-named headers and query or form fields, e-mails
- * hidden by percent-encoding (alice%40example.com), and JSON Web Tokens outside an
- * Authorization header (a session token in a login response), which name nothing redact_text
- * recognizes.
+ * Scrubbing. redact_text knows keys, credentials, JWTs, secret-named fields, cards and e-mails
+ * in free text, encoded or not; the detail view adds what only its context shows: headers whose
+ * name says they carry a credential or an identity, query and form fields decoded first.
  */
 
 /* A growable string: the scrubbed copies of one field. */
@@ -272,13 +338,14 @@ static void sb_put(struct str_buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-/* Names whose value is a credential whatever it looks like. */
+/* Names whose value is a credential or an identity whatever it looks like: X-User-Id and
+ * user_email name a user. User-Agent names a program, and rules read it: it is kept. */
 static bool name_is_secret(const char *name, size_t len)
 {
 	static const char *const exact[] = {"authorization", "proxy-authorization", "cookie",
 					    "set-cookie",    "stripe-signature",    "x-api-key"};
-	static const char *const parts[] = {"token",	"secret", "auth",    "key",
-					    "password", "passwd", "session", "signature"};
+	static const char *const parts[] = {"token",	"secret", "auth",    "key",	  "password",
+					    "passwd",	"session", "signature", "user"};
 	char low[128];
 	size_t i;
 
@@ -290,48 +357,18 @@ static bool name_is_secret(const char *name, size_t len)
 	for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
 		if (!strcmp(low, exact[i]))
 			return true;
+	if (!strcmp(low, "user-agent"))
+		return false;
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		if (strstr(low, parts[i]))
 			return true;
 	return false;
 }
 
-static bool is_b64url(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '_';
-}
-
-/* A compact JWS at in[i]: "eyJ" (base64url of '{"') header, '.', payload, '.', signature.
- * Returns its length or 0. */
-static size_t match_jwt(const char *in, size_t len, size_t i)
-{
-	size_t n = i, part;
-
-	if (len - i < 3 || memcmp(in + i, "eyJ", 3) || (i > 0 && is_b64url(in[i - 1])))
-		return 0;
-	for (part = 0; part < 3; part++) {
-		size_t start = n;
-
-		while (n < len && is_b64url(in[n]))
-			n++;
-		/* Header and payload are JSON objects, never short; the signature may be empty
-		 * (alg none). */
-		if (part < 2 && n - start < 4)
-			return 0;
-		if (part < 2) {
-			if (n >= len || in[n] != '.')
-				return 0;
-			n++;
-		}
-	}
-	return n - i;
-}
-
-/* redact_text, then JWTs. */
+/* redact_text into b. */
 static void sb_put_redacted(struct str_buf *b, const char *in, size_t len)
 {
-	size_t need = redact_text(in, len, NULL, 0), i = 0, run = 0;
+	size_t need = redact_text(in, len, NULL, 0);
 	char *red = malloc(need + 1);
 
 	if (!red) {
@@ -339,19 +376,7 @@ static void sb_put_redacted(struct str_buf *b, const char *in, size_t len)
 		return;
 	}
 	redact_text(in, len, red, need + 1);
-	while (i < need) {
-		size_t n = match_jwt(red, need, i);
-
-		if (!n) {
-			i++;
-			continue;
-		}
-		sb_put(b, red + run, i - run);
-		sb_put(b, REDACT_MARK, strlen(REDACT_MARK));
-		i += n;
-		run = i;
-	}
-	sb_put(b, red + run, need - run);
+	sb_put(b, red, need);
 	free(red);
 }
 
@@ -706,8 +731,9 @@ static void put_body(struct out_buf *o, const char *label, const struct http_mes
 	free(b.p);
 }
 
-int trace_format_json_detail(const struct http_exchange *ex, uint64_t wall_ns, char *buf,
-			     size_t cap, size_t max_body, size_t *need)
+static int format_json_detail(const struct http_exchange *ex, uint64_t wall_ns, char *buf,
+			      size_t cap, size_t max_body, size_t *need,
+			      const struct trace_opts *opts)
 {
 	struct out_buf o = {.p = buf, .cap = cap};
 	struct str_buf q = {0};
@@ -716,7 +742,7 @@ int trace_format_json_detail(const struct http_exchange *ex, uint64_t wall_ns, c
 	if (!cap)
 		return -ENOSPC;
 	buf[0] = '\0';
-	put_basic(&o, ex, wall_ns);
+	put_basic(&o, ex, wall_ns, opts);
 	o.short_escapes = true;
 	if (ex->query && *ex->query)
 		sb_put_form_redacted(&q, ex->query, strlen(ex->query));
@@ -736,21 +762,54 @@ int trace_format_json_detail(const struct http_exchange *ex, uint64_t wall_ns, c
 	return rc;
 }
 
-int trace_format_text(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap)
+int trace_format_json_detail(const struct http_exchange *ex, uint64_t wall_ns, char *buf,
+			     size_t cap, size_t max_body, size_t *need)
+{
+	return format_json_detail(ex, wall_ns, buf, cap, max_body, need, NULL);
+}
+
+static int format_text(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap,
+		       const struct trace_opts *opts)
 {
 	struct out_buf o = {.p = buf, .cap = cap};
+	struct shown sh;
 	char ts[48];
 
 	if (!cap)
 		return -ENOSPC;
 	buf[0] = '\0';
+	if (shown_init(&sh, ex, opts))
+		return -ENOMEM;
 	format_wall(wall_ns, ts, sizeof(ts), false);
 	put(&o, "%s %s[%u] %-6s %-5s %s %s %s -> %d %.3fms %lluB/%lluB%s", ts, ex->conn.comm,
 	    ex->conn.pid, role_name(ex->role), ex->conn.tls ? "TLS" : "plain", ex->method,
-	    ex->host[0] ? ex->host : "-", ex->path, ex->status, (double)ex->duration_ns / 1e6,
+	    sh.host[0] ? sh.host : "-", sh.path, ex->status, (double)ex->duration_ns / 1e6,
 	    (unsigned long long)ex->req.wire_body_bytes,
 	    (unsigned long long)ex->resp.wire_body_bytes, ex->truncated ? " [truncated]" : "");
+	shown_free(&sh);
 	return finish(&o);
+}
+
+int trace_format_text(const struct http_exchange *ex, uint64_t wall_ns, char *buf, size_t cap)
+{
+	return format_text(ex, wall_ns, buf, cap, NULL);
+}
+
+int trace_format(enum trace_line_kind kind, const struct http_exchange *ex, uint64_t wall_ns,
+		 const struct trace_opts *opts, char *buf, size_t cap, size_t *need)
+{
+	switch (kind) {
+	case TRACE_TEXT:
+		return format_text(ex, wall_ns, buf, cap, opts);
+	case TRACE_JSON:
+		return format_json(ex, wall_ns, buf, cap, opts);
+	case TRACE_JSON_DETAIL:
+		return format_json_detail(ex, wall_ns, buf, cap, opts ? opts->max_body : 65536, need,
+					  opts);
+	case TRACE_JSON_DROPPED:
+		return format_json_dropped(ex, wall_ns, buf, cap, opts);
+	}
+	return -EINVAL;
 }
 
 void trace_format_json_write(FILE *out, const char *s, size_t len)

@@ -163,6 +163,21 @@ class Tracer:
             sys.stdout.write("bizprobe stderr:\n" + "".join(self.stderr[-40:]))
 
 
+def route_template(path):
+    """What bizprobe's trace lines show of a path unless --raw-paths (redact_path_template in
+    src/export/redact.c): each segment that identifies something becomes {id}."""
+    def is_id(seg):
+        if not seg:
+            return False
+        if "@" in seg or "%40" in seg.lower():
+            return True
+        digits = sum(c.isdigit() for c in seg)
+        hexes = sum(c in "0123456789abcdefABCDEF" for c in seg)
+        return (digits == len(seg) or len(seg) >= 20 or (digits and len(seg) >= 10) or
+                (hexes == len(seg) and len(seg) >= 8 and digits))
+    return "/".join("{id}" if is_id(seg) else seg for seg in path.split("/"))
+
+
 def key_of(x, role=None, tls=None):
     """The fields a test knows the truth of, as a comparable tuple."""
     return (role if role is not None else x["role"], tls if tls is not None else x["tls"],

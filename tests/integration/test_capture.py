@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
-                     key_of, main, run_node_client)
+                     key_of, main, route_template, run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -55,6 +55,9 @@ class CaptureTest(unittest.TestCase):
         self.assertEqual(tracer.stop(), 0)
 
     def assert_exchanges(self, got, truth):
+        # Trace lines show each path's route template (issue 16): /size/204800 is /size/{id}.
+        # The ground truth is templated the same way; the sizes still tell exchanges apart.
+        truth = [k[:3] + (route_template(k[3]),) + k[4:] for k in truth]
         got, truth = collections.Counter(got), collections.Counter(truth)
         self.assertEqual(got, truth, "missing %s, unexpected %s" % (dict(truth - got),
                                                                    dict(got - truth)))
@@ -86,9 +89,9 @@ class CaptureTest(unittest.TestCase):
             tr.stop()
         self.assert_exchanges([key_of(x) for x in got],
                               [key_of(t, "server", True) for t in truth])
-        by_path = {x["path"]: x for x in got}
-        self.assertTrue(by_path["/size/204800"]["truncated"])
-        self.assertFalse(by_path["/size/100"]["truncated"])
+        by_size = {x["resp_bytes"]: x for x in got}
+        self.assertTrue(by_size[204800]["truncated"])
+        self.assertFalse(by_size[100]["truncated"])
 
     def test_python_libssl_client_started_after_bizprobe(self):
         """Python's http.client (libssl.so.3 loaded on import) over one keep-alive connection."""
@@ -173,6 +176,23 @@ class CaptureTest(unittest.TestCase):
                               [key_of(t, "server", False) for t in truth])
         self.assertFalse(any(x["tls"] for x in got))
 
+    def test_paths_templated_unless_raw_paths(self):
+        """A path with an e-mail and ids shows as its route template; --raw-paths shows it as
+        the client sent it. Two tracers at once, on the same exchanges."""
+        plan = [{"method": "GET", "path": "/users/alice%40example.com/orders/1234?x=1"},
+                {"method": "GET", "path": "/users/bob@example.com/orders/cus_QXg1o8vcGmoR32"}]
+        with Server(tls=False) as srv:
+            with Tracer("--pid", str(srv.pid)) as tr, \
+                    Tracer("--pid", str(srv.pid), "--raw-paths") as raw:
+                run_node_client(srv.base, plan)
+                got, got_raw = tr.wait_for(2), raw.wait_for(2)
+                tr.stop()
+                raw.stop()
+        self.assertEqual([x["path"] for x in got], ["/users/{id}/orders/{id}"] * 2)
+        self.assertEqual([x["path"] for x in got_raw],
+                         ["/users/alice%40example.com/orders/1234",
+                          "/users/bob@example.com/orders/cus_QXg1o8vcGmoR32"])
+
     def test_quiet_stretches_lose_nothing_and_a_stop_drains(self):
         """With nothing to read the reader sleeps until its tick: exchanges after quiet
         stretches are all reported, and one answered just before SIGINT is taken by the drain
@@ -209,7 +229,8 @@ class CaptureTest(unittest.TestCase):
                 got = tr.wait_for(3)
                 tr.stop()
         pids = [x["pid"] for x in got]
-        self.assertEqual([x["path"] for x in got], ["/size/1", "/size/2", "/size/3"])
+        self.assertEqual([(x["path"], x["resp_bytes"]) for x in got],
+                         [("/size/{id}", 1), ("/size/{id}", 2), ("/size/{id}", 3)])
         self.assertEqual(pids, [first_pid, srv.pid, srv.pid])
         self.assertNotEqual(first_pid, srv.pid)
 

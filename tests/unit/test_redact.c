@@ -42,7 +42,9 @@ static const struct {
     {"42424242424242424242", "42424242424242424242"},  /* 20 digits, no card inside ends */
     {"id4242424242424242", "id4242424242424242"},      /* glued to a word */
     {"4242424242424242 1234", "[REDACTED_CARD] 1234"}, /* longest valid prefix group */
-    {"4242--4242-4242-4242", "4242--4242-4242-4242"},  /* double separator breaks it */
+    /* Any grouping: up to three separators between two digits (issue 16). */
+    {"4242--4242-4242-4242", "[REDACTED_CARD]"},
+    {"4242----4242-4242-4242", "4242----4242-4242-4242"}, /* four break it */
     {"amount=1999&currency=usd", "amount=1999&currency=usd"},
     /* E-mail. */
     {"email=jane.doe+tag@example.co.uk&x", "email=[REDACTED_EMAIL]&x"},
@@ -52,6 +54,49 @@ static const struct {
     {"x@y.1", "x@y.1"},
     {"@example.com", "@example.com"},
     {"a@b.c", "a@b.c"},
+    /* Cards as HTTP carries them: form-encoded spaces, percent-encoding, dots, JSON. */
+    {"number=4242+4242+4242+4242&exp_month=12", "number=[REDACTED_CARD]&exp_month=12"},
+    {"card%5Bnumber%5D=4242%204242%204242%204242", "card%5Bnumber%5D=[REDACTED_CARD]"},
+    {"4242.4242.4242.4242", "[REDACTED_CARD]"},
+    {"3782 822463 10005", "[REDACTED_CARD]"},	  /* amex 4-6-5 */
+    {"4242 - 4242 - 4242 - 4242", "[REDACTED_CARD]"}, /* spaced dashes */
+    {"\"n\":\"4242\\u00204242\\u00204242\\u00204242\"", "\"n\":\"[REDACTED_CARD]\""},
+    {"4242%2D4242%2D4242%2D4242", "[REDACTED_CARD]"},
+    {"10.20.30.40 192.168.100.200", "10.20.30.40 192.168.100.200"}, /* addresses: too short */
+    /* E-mail as HTTP carries it. */
+    {"receipt_email=fan%40example.com&amount=5", "receipt_email=[REDACTED_EMAIL]&amount=5"},
+    {"/users/alice@example.com/orders", "/users/[REDACTED_EMAIL]/orders"},
+    {"/users/alice%40example.com", "/users/[REDACTED_EMAIL]"},
+    {"/users/alice%40EXAMPLE.org?x=1", "/users/[REDACTED_EMAIL]?x=1"},
+    {"{\"e\":\"fan\\u0040example.com\"}", "{\"e\":\"[REDACTED_EMAIL]\"}"},
+    {"to=a.b%2Btag%40mail.example.net", "to=[REDACTED_EMAIL]"},
+    /* Passwords, CVC and other secret-named fields: JSON, forms, queries, plain text. */
+    {"{\"password\":\"hunter2\",\"user\":\"bob\"}", "{\"password\":\"[REDACTED]\",\"user\":\"bob\"}"},
+    {"{\"password\": \"a\\\"b, c\", \"n\": 1}", "{\"password\": \"[REDACTED]\", \"n\": 1}"},
+    {"{\"cvc\":123,\"exp\":\"12/30\"}", "{\"cvc\":[REDACTED],\"exp\":\"12/30\"}"},
+    {"card[cvc]=314&card[exp_year]=2030", "card[cvc]=[REDACTED]&card[exp_year]=2030"},
+    {"card%5Bcvc%5D=314&x=1", "card%5Bcvc%5D=[REDACTED]&x=1"},
+    {"user=bob&password=hunter2", "user=bob&password=[REDACTED]"},
+    {"new_password=p%40ss&cvv2=999", "new_password=[REDACTED]&cvv2=[REDACTED]"},
+    {"PASSWORD: hunter2\r\n", "PASSWORD: [REDACTED]\r\n"},
+    {"{\"client_secret\":\"abc\"}", "{\"client_secret\":\"[REDACTED]\"}"},
+    {"{\"token\":null}", "{\"token\":[REDACTED]}"},
+    {"{\"password\":{\"min\":8}}", "{\"password\":{\"min\":8}}"}, /* an object: its members */
+    {"{\\\"password\\\":\\\"x1\\\"}", "{\\\"password\\\":\\\"[REDACTED]\\\"}"},
+    {"passwords are long", "passwords are long"},
+    /* Stripe client secrets anywhere: the object id stays, the secret goes. */
+    {"pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8HVhfZluoGH",
+     "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_[REDACTED]"},
+    {"cs=seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDTOCsyeDtyhkZc9yCU",
+     "cs=seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_[REDACTED]"},
+    {"pi_123_secret_", "pi_123_secret_"},
+    /* JWTs anywhere, bearer and basic credentials in encoded forms. */
+    {"session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTQyIn0.c2lnbmF0dXJl; Path=/",
+     "session=[REDACTED]; Path=/"},
+    {"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "[REDACTED]"},
+    {"eyJ notajwt", "eyJ notajwt"},
+    {"auth=Bearer%20abc123&x=1", "auth=Bearer%20[REDACTED]&x=1"},
+    {"h=Basic+dXNlcjpwYXNz", "h=Basic+[REDACTED]"},
     /* Several at once. */
     {"{\"email\":\"pay@shop.com\",\"card\":\"4242424242424242\",\"key\":\"sk_test_abcdefgh9\"}",
      "{\"email\":\"[REDACTED_EMAIL]\",\"card\":\"[REDACTED_CARD]\",\"key\":\"sk_test_[REDACTED]"
@@ -107,10 +152,50 @@ static void test_length_and_nul(void **state)
 	assert_memory_equal(out, "ab\0cd 424242424242", n + 1);
 }
 
+/* Route templates: what identifies someone becomes {id}, route words stay. */
+static const struct {
+	const char *in;
+	const char *want;
+} templates[] = {
+    {"", ""},
+    {"/", "/"},
+    {"/v1/payment_intents", "/v1/payment_intents"},
+    {"/users/alice@example.com/orders", "/users/{id}/orders"},
+    {"/users/alice%40example.com", "/users/{id}"},
+    {"/users/1234/orders/99", "/users/{id}/orders/{id}"},
+    {"/items/7/", "/items/{id}/"},
+    {"/o/3f2504e0-4f89-11d3-9a0c-0305e82c3301", "/o/{id}"},
+    {"/v1/customers/cus_QXg1o8vcGmoR32", "/v1/customers/{id}"},
+    {"/v1/payment_intents/pi_3MtwBwLkdIwHu7ix28a3tqPa/confirm", "/v1/payment_intents/{id}/confirm"},
+    {"/obj/507f1f77bcf86cd799439011", "/obj/{id}"},
+    {"/c/deadbee1", "/c/{id}"},
+    {"/t/dGhpcyBpcyBhIHNlY3JldCB0b2tlbg", "/t/{id}"},
+    {"/api/v2/oauth2/token", "/api/v2/oauth2/token"},
+    {"/a//b", "/a//b"},
+    {"*", "*"},
+};
+
+static void test_path_templates(void **state)
+{
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(templates) / sizeof(templates[0]); i++) {
+		size_t n = redact_path_template(templates[i].in, out, sizeof(out));
+
+		assert_string_equal(out, templates[i].want);
+		assert_int_equal(n, strlen(templates[i].want));
+	}
+	/* Like snprintf: cut output, full length; "1/2/3" grows past its input. */
+	assert_int_equal(redact_path_template("/1/2/3", out, 6), strlen("/{id}/{id}/{id}"));
+	assert_string_equal(out, "/{id}");
+	assert_int_equal(redact_path_template("/1", NULL, 0), 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_golden),
+	    cmocka_unit_test(test_path_templates),
 	    cmocka_unit_test(test_small_buffer),
 	    cmocka_unit_test(test_length_and_nul),
 	};

@@ -160,7 +160,7 @@ static void test_detail_golden(void **state)
 	    buf, BASIC_SERVER
 	    ",\"query\":\"utm_source=news&email=[REDACTED_EMAIL]&api_key=[REDACTED]\""
 	    ",\"req_headers\":{\"Host\":\"api.example.com\",\"Content-Type\":\"application/json\","
-	    "\"Authorization\":\"[REDACTED]\",\"Cookie\":\"[REDACTED]\",\"X-User-Id\":\"u-42\","
+	    "\"Authorization\":\"[REDACTED]\",\"Cookie\":\"[REDACTED]\",\"X-User-Id\":\"[REDACTED]\","
 	    "\"Accept\":\"text/html, application/json\",\"X-CSRF-Token\":\"[REDACTED]\","
 	    "\"Proxy-Authorization\":\"[REDACTED]\","
 	    "\"X-Forwarded-For\":\"203.0.113.0, 2001:db8:1::\","
@@ -337,9 +337,66 @@ static void test_json_write(void **state)
 	free(text);
 }
 
+/* Every line shows the route template of the path and a scrubbed Host; --raw-paths shows
+ * both as sent. */
+static void test_paths_templated_unless_raw(void **state)
+{
+	struct http_exchange ex = sample();
+	struct trace_opts raw = {.raw_paths = true};
+	char buf[2048];
+
+	ex.path = "/users/alice@example.com/orders/1234";
+	ex.host = "bob@example.com";
+	assert_true(trace_format_json(&ex, WALL_NS, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"host\":\"[REDACTED_EMAIL]\",\"path\":\"/users/{id}/orders/{id}\""));
+	assert_null(strstr(buf, "alice"));
+	assert_true(trace_format_text(&ex, WALL_NS, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, " POST [REDACTED_EMAIL] /users/{id}/orders/{id} -> 402 "));
+	assert_true(trace_format_json_dropped(&ex, WALL_NS, buf, sizeof(buf)) > 0);
+	assert_non_null(strstr(buf, "\"path\":\"/users/{id}/orders/{id}\""));
+	assert_true(trace_format_json_detail(&ex, WALL_NS, buf, sizeof(buf), 100, NULL) > 0);
+	assert_non_null(strstr(buf, "\"path\":\"/users/{id}/orders/{id}\""));
+
+	assert_true(trace_format(TRACE_JSON, &ex, WALL_NS, &raw, buf, sizeof(buf), NULL) > 0);
+	assert_non_null(strstr(buf, "\"host\":\"bob@example.com\","
+				    "\"path\":\"/users/alice@example.com/orders/1234\""));
+	assert_true(trace_format(TRACE_TEXT, &ex, WALL_NS, &raw, buf, sizeof(buf), NULL) > 0);
+	assert_non_null(strstr(buf, " bob@example.com /users/alice@example.com/orders/1234 -> "));
+	assert_true(trace_format(TRACE_JSON_DETAIL, &ex, WALL_NS, &raw, buf, sizeof(buf), NULL) >
+		    0);
+	assert_non_null(strstr(buf, "\"path\":\"/users/alice@example.com/orders/1234\""));
+	/* The defaults through trace_format are the functions' own. */
+	assert_true(trace_format(TRACE_JSON_DROPPED, &ex, WALL_NS, NULL, buf, sizeof(buf), NULL) >
+		    0);
+	assert_non_null(strstr(buf, "/users/{id}/orders/{id}\",\"status\""));
+	assert_non_null(strstr(buf, "\"detail_dropped\":true}"));
+}
+
+/* Header names that carry an identity are hidden in the detail view; User-Agent is not one. */
+static void test_identity_headers_hidden(void **state)
+{
+	struct http_exchange ex = register_sample();
+	char buf[2048];
+
+	ex.query = "username=carol&page=2";
+	add_header(&ex.req, "X-User-Id", "u-42");
+	add_header(&ex.req, "X-Forwarded-User", "dave");
+	add_header(&ex.req, "User-Agent", "curl/8.5.0");
+	assert_true(trace_format_json_detail(&ex, WALL_NS, buf, sizeof(buf), 100, NULL) > 0);
+	assert_non_null(strstr(buf, "\"query\":\"username=[REDACTED]&page=2\""));
+	assert_non_null(strstr(buf, "\"req_headers\":{\"X-User-Id\":\"[REDACTED]\","
+				    "\"X-Forwarded-User\":\"[REDACTED]\","
+				    "\"User-Agent\":\"curl/8.5.0\"}"));
+	assert_null(strstr(buf, "u-42"));
+	assert_null(strstr(buf, "dave"));
+	assert_null(strstr(buf, "carol"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_paths_templated_unless_raw),
+	    cmocka_unit_test(test_identity_headers_hidden),
 	    cmocka_unit_test(test_json_golden),
 	    cmocka_unit_test(test_json_escapes_and_no_query),
 	    cmocka_unit_test(test_text_golden),
