@@ -9,7 +9,7 @@ BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-d
 	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev libyaml-dev clang-format
 	libcurl4-openssl-dev libjson-c-dev)
 TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
-	binutils)
+	binutils prometheus-alertmanager)
 # depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.
 VM_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)

@@ -2,8 +2,11 @@
 # The whole suite, as `make test` runs it (root needed for the BPF parts):
 #   deps        scripts/check-deps.py: every program the scripts run is installed by deps.sh
 #   unit        every build/tests/test_* (cmocka)
+#   deploy      tests/deploy/test_*.py: promtool checks and unit tests of deploy/prometheus, the
+#               shipped configurations in a real Prometheus, the dashboards' structure (no root)
 #   integration tests/integration/test_*.py against real Node, Python and curl processes
 #   e2e         tests/e2e/test_*.py: the demo platform end to end, scraped by a real Prometheus
+#               (test_alerts.py: the shipped alerts and dashboards, with Alertmanager)
 #   bench       bench/run.sh --smoke: every benchmark configuration, briefly
 #   vm          scripts/vmtest.sh: the BPF tests on other kernels (skipped when qemu is absent,
 #               or with BIZPROBE_SKIP_VMTEST=1)
@@ -57,6 +60,10 @@ echo "== unit"
 for t in build/tests/test_*; do
 	[ -x "$t" ] || continue
 	run "unit/$(basename "$t")" "$t"
+done
+echo "== deploy"
+for t in tests/deploy/test_*.py; do
+	run "deploy/$(basename "$t" .py)" /usr/bin/python3 "$t"
 done
 
 if [ "$(id -u)" -ne 0 ]; then
