@@ -355,7 +355,7 @@ class RealPrometheus(unittest.TestCase):
             # Runbook-style: says what to check, not only what happened.
             desc = r["annotations"].get("description", "")
             self.assertGreater(len(desc), 150, name)
-            self.assertRegex(desc, r"\b(Check|check|See|see|Look|look|Find|Compare)\b", name)
+            self.assertRegex(desc, r"\b(Check|check|See|see|Find|find|Compare|compare)\b", name)
             self.assertEqual(r["health"], "ok", name)
         for name, expr in GUIDE_ALERTS.items():
             self.assertEqual(alerts[name]["query"], expr)
