@@ -26,9 +26,9 @@
 #include "bizprobe/http_exchange.h"
 
 /* Bounds: the body is hostile input. */
-#define SENTRY_MAX_ITEMS       1000 /* items counted per envelope; more: the rest is malformed */
+#define SENTRY_MAX_ITEMS       1000  /* items counted per envelope; more: the rest is malformed */
 #define SENTRY_MAX_HEADER_LINE 16384 /* bytes of an envelope or item header line */
-#define SENTRY_HOST_MAX	       256  /* a DSN host with its port, NUL included */
+#define SENTRY_HOST_MAX	       256   /* a DSN host with its port, NUL included */
 
 struct sentry_config {
 	const char *const *extra_hosts; /* --sentry-host: besides *.sentry.io, port optional */

@@ -37,9 +37,9 @@
 
 /* A DSN: scheme://public_key[:secret]@host[:port]/[path/]project_id. */
 struct sentry_dsn {
-	char url[512];	    /* the envelope endpoint: scheme://host[:port]/[path/]api/ID/envelope/ */
+	char url[512]; /* the envelope endpoint: scheme://host[:port]/[path/]api/ID/envelope/ */
 	char public_key[128];
-	char host[256];	    /* host[:port], for messages */
+	char host[256]; /* host[:port], for messages */
 };
 /* 0 or -EINVAL. The key is kept in out only; wipe it (explicit_bzero) when done. */
 int sentry_dsn_parse(const char *dsn, struct sentry_dsn *out);
@@ -111,24 +111,24 @@ void sentry_reporter_get_stats(struct sentry_reporter *r, struct sentry_reporter
 
 /* One report: bounded words, templates and numbers only. */
 struct sentry_report {
-	char flow[24];		   /* stripe_api, stripe_webhook, business_route */
-	char business_event[129];  /* payment_processing, the rule's name, ... */
+	char flow[24];		  /* stripe_api, stripe_webhook, business_route */
+	char business_event[129]; /* payment_processing, the rule's name, ... */
 	char component[65];
 	char feature[65];
 	char funnel[65];
-	char endpoint[129];	   /* a template */
+	char endpoint[129]; /* a template */
 	char method[8];
 	int status;
-	char error_code[49];	   /* Stripe's error code, a webhook's cause; "" */
-	char error_type[33];	   /* Stripe's error type; "" */
-	char webhook_type[64];	   /* a known Stripe event type or "other"; "" */
-	char currency[8];	   /* ISO code upper case, "other" or "" */
-	char amount_band[16];	   /* "10-50", ... or "" */
+	char error_code[49];   /* Stripe's error code, a webhook's cause; "" */
+	char error_type[33];   /* Stripe's error type; "" */
+	char webhook_type[64]; /* a known Stripe event type or "other"; "" */
+	char currency[8];      /* ISO code upper case, "other" or "" */
+	char amount_band[16];  /* "10-50", ... or "" */
 	char user_type[65];
-	char user[PSEUDONYM_LEN];  /* a pseudonym or "" */
-	char source[16];	   /* api, webhook, server */
-	char platform[16];	   /* the traced process's runtime: node, python, ..., other */
-	unsigned attempts;	   /* Stripe: attempts of the call seen */
+	char user[PSEUDONYM_LEN]; /* a pseudonym or "" */
+	char source[16];	  /* api, webhook, server */
+	char platform[16];	  /* the traced process's runtime: node, python, ..., other */
+	unsigned attempts;	  /* Stripe: attempts of the call seen */
 	uint64_t wall_ns;
 };
 

@@ -36,7 +36,8 @@ struct run_sentry *run_sentry_new(const struct cli_opts *o, struct metrics_regis
 		return NULL;
 	rs->semantics = sentry_semantics_new(&sink, &scfg);
 	if (!rs->semantics) {
-		fprintf(stderr, "bizprobe run: bad --sentry-host (a host[:port]) or out of memory\n");
+		fprintf(stderr,
+			"bizprobe run: bad --sentry-host (a host[:port]) or out of memory\n");
 		goto fail;
 	}
 	if (dsn && *dsn) {
@@ -57,8 +58,9 @@ struct run_sentry *run_sentry_new(const struct cli_opts *o, struct metrics_regis
 		}
 		/* The host only: the DSN holds the project's key. */
 		if (!sentry_dsn_parse(dsn, &d))
-			fprintf(stderr, "bizprobe run: failed business flows are reported to Sentry "
-					"at %s\n",
+			fprintf(stderr,
+				"bizprobe run: failed business flows are reported to Sentry "
+				"at %s\n",
 				d.host);
 		explicit_bzero(&d, sizeof(d));
 	}

@@ -42,7 +42,7 @@
 #define DEFAULT_RETRY_MS 60000ull
 
 enum drop_reason {
-	DROP_RATE_LIMIT,	 /* the local token bucket */
+	DROP_RATE_LIMIT,	  /* the local token bucket */
 	DROP_SENTRY_RATE_LIMITED, /* Sentry answered 429 or limits errors: until it allows */
 	DROP_QUEUE_FULL,
 	DROP_REJECTED,	  /* Sentry answered another 4xx */
@@ -53,9 +53,12 @@ enum drop_reason {
 };
 
 static const char *const drop_names[DROP__COUNT] = {
-    [DROP_RATE_LIMIT] = "rate_limit",	    [DROP_SENTRY_RATE_LIMITED] = "sentry_rate_limited",
-    [DROP_QUEUE_FULL] = "queue_full",	    [DROP_REJECTED] = "rejected",
-    [DROP_SEND_FAILED] = "send_failed",	    [DROP_SHUTDOWN] = "shutdown",
+    [DROP_RATE_LIMIT] = "rate_limit",
+    [DROP_SENTRY_RATE_LIMITED] = "sentry_rate_limited",
+    [DROP_QUEUE_FULL] = "queue_full",
+    [DROP_REJECTED] = "rejected",
+    [DROP_SEND_FAILED] = "send_failed",
+    [DROP_SHUTDOWN] = "shutdown",
     [DROP_ERROR] = "error",
 };
 
@@ -190,8 +193,8 @@ const char *sentry_amount_band(double major)
 	static const struct {
 		double below;
 		const char *band;
-	} bands[] = {{1, "0-1"},	 {10, "1-10"},	   {50, "10-50"},	{100, "50-100"},
-		     {500, "100-500"}, {1000, "500-1000"}};
+	} bands[] = {{1, "0-1"},      {10, "1-10"},	{50, "10-50"},
+		     {100, "50-100"}, {500, "100-500"}, {1000, "500-1000"}};
 
 	if (!isfinite(major) || major < 0)
 		return "";
@@ -205,7 +208,8 @@ static bool word_segment(const char *s, size_t n)
 {
 	if (!n || n > 32)
 		return false;
-	if ((s[0] == 'v' || s[0] == 'V') && n <= 3 && n >= 2 && strspn(s + 1, "0123456789") >= n - 1)
+	if ((s[0] == 'v' || s[0] == 'V') && n <= 3 && n >= 2 &&
+	    strspn(s + 1, "0123456789") >= n - 1)
 		return true;
 	for (size_t i = 0; i < n; i++)
 		if (!isalpha((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
@@ -258,10 +262,10 @@ const char *sentry_platform_of_comm(const char *comm)
 {
 	static const struct {
 		const char *prefix, *platform;
-	} known[] = {{"node", "node"},	 {"nodejs", "node"}, {"bun", "node"},	 {"deno", "node"},
-		     {"python", "python"}, {"gunicorn", "python"}, {"uwsgi", "python"},
-		     {"ruby", "ruby"},	   {"puma", "ruby"},	 {"java", "java"},	 {"php", "php"},
-		     {"dotnet", "dotnet"}};
+	} known[] = {{"node", "node"},	  {"nodejs", "node"},	{"bun", "node"},
+		     {"deno", "node"},	  {"python", "python"}, {"gunicorn", "python"},
+		     {"uwsgi", "python"}, {"ruby", "ruby"},	{"puma", "ruby"},
+		     {"java", "java"},	  {"php", "php"},	{"dotnet", "dotnet"}};
 
 	if (!comm)
 		return "other";
@@ -296,7 +300,8 @@ int sentry_report_event_json(const struct sentry_report *rep, const char *event_
 			     const char *release, const char *environment, const char *version,
 			     char **out)
 {
-	struct json_object *ev = json_object_new_object(), *tags, *biz, *ctx, *fp, *sdk, *msg, *user;
+	struct json_object *ev = json_object_new_object(), *tags, *biz, *ctx, *fp, *sdk, *msg,
+			   *user;
 	char status[16], message[512], ts[32];
 	const char *text;
 	int rc = -ENOMEM;
@@ -323,13 +328,20 @@ int sentry_report_event_json(const struct sentry_report *rep, const char *event_
 	biz = json_object_new_object();
 	{
 		const char *const kv[][2] = {
-		    {"businessEvent", rep->business_event}, {"funnel", rep->funnel},
-		    {"component", rep->component},	     {"feature", rep->feature},
-		    {"endpoint", rep->endpoint},	     {"method", rep->method},
-		    {"errorCode", rep->error_code},	     {"errorType", rep->error_type},
-		    {"webhookType", rep->webhook_type},     {"currency", rep->currency},
-		    {"amountBand", rep->amount_band},	     {"userType", rep->user_type},
-		    {"source", rep->source},		     {"platform", rep->platform},
+		    {"businessEvent", rep->business_event},
+		    {"funnel", rep->funnel},
+		    {"component", rep->component},
+		    {"feature", rep->feature},
+		    {"endpoint", rep->endpoint},
+		    {"method", rep->method},
+		    {"errorCode", rep->error_code},
+		    {"errorType", rep->error_type},
+		    {"webhookType", rep->webhook_type},
+		    {"currency", rep->currency},
+		    {"amountBand", rep->amount_band},
+		    {"userType", rep->user_type},
+		    {"source", rep->source},
+		    {"platform", rep->platform},
 		    {"flow", rep->flow},
 		};
 
@@ -373,7 +385,8 @@ int sentry_report_event_json(const struct sentry_report *rep, const char *event_
 	json_object_object_add(sdk, "version", json_object_new_string(version ? version : "0"));
 	json_object_object_add(ev, "sdk", sdk);
 
-	text = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	text = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
+						      JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (text) {
 		*out = strdup(text);
 		rc = *out ? 0 : -ENOMEM;
@@ -392,8 +405,7 @@ int sentry_envelope_build(const char *event_id, const char *json, uint64_t sent_
 
 	gmtime_r(&secs, &tm);
 	n = (int)strftime(sent_at, sizeof(sent_at), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(sent_at + n, sizeof(sent_at) - (size_t)n, ".%03uZ",
-		 (unsigned)(sent_at_ms % 1000));
+	snprintf(sent_at + n, sizeof(sent_at) - (size_t)n, ".%03uZ", (unsigned)(sent_at_ms % 1000));
 	/* No dsn in the header: the key goes in X-Sentry-Auth alone. */
 	n = asprintf(out,
 		     "{\"event_id\":\"%s\",\"sent_at\":\"%s\",\"sdk\":{\"name\":\"bizprobe\","
@@ -420,7 +432,8 @@ static bool covers_errors(const char *cats, size_t n)
 		const char *q = memchr(p, ';', (size_t)(end - p));
 		size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
 
-		if ((len == 5 && !strncmp(p, "error", 5)) || (len == 7 && !strncmp(p, "default", 7)))
+		if ((len == 5 && !strncmp(p, "error", 5)) ||
+		    (len == 7 && !strncmp(p, "default", 7)))
 			return true;
 		p += len + 1;
 	}
@@ -472,7 +485,8 @@ uint64_t sentry_rate_limited_until(const struct sentry_http_response *resp, uint
 			errno = 0;
 			secs = strtoull(ra, &end, 10);
 			if (!errno && end > ra && !*end) {
-				until = now_ms + (secs * 1000ull < DAY_MS ? secs * 1000ull : DAY_MS);
+				until =
+				    now_ms + (secs * 1000ull < DAY_MS ? secs * 1000ull : DAY_MS);
 			} else {
 				time_t t = curl_getdate(ra, NULL);
 
@@ -845,8 +859,8 @@ static void stripe_details(struct sentry_reporter *r, const struct http_exchange
 		if (form_urlencoded_get(body, len, "amount", amount, sizeof(amount)) > 0 &&
 		    strspn(amount, "0123456789") == strlen(amount) && strlen(amount) <= 15)
 			copy(rep->amount_band, sizeof(rep->amount_band),
-			     sentry_amount_band(stripe_amount_to_major(strtoll(amount, NULL, 10),
-								       cur)));
+			     sentry_amount_band(
+				 stripe_amount_to_major(strtoll(amount, NULL, 10), cur)));
 	}
 	/* The payer, pseudonymized the moment it is read. */
 	for (unsigned i = 0; r->pseudonymizer && i < r->n_user_keys; i++) {

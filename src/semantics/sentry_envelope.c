@@ -18,11 +18,13 @@
 /* Item types Sentry's ingest (Relay) knows; anything else is "other", so the type label stays
  * bounded whatever a body says. */
 static const char *const item_types[] = {
-    "event",	      "transaction",	  "attachment",	  "session",	 "sessions",
-    "client_report",  "user_report",	  "feedback",	  "profile",	 "profile_chunk",
-    "replay_event",   "replay_recording", "replay_video", "check_in",	 "span",
-    "log",	      "otel_log",	  "statsd",	  "metric_meta", "security",
-    "raw_security",   "nel",		  "unreal_report", "form_data",	 "trace_metric",
+    "event",	    "transaction",   "attachment",    "session",
+    "sessions",	    "client_report", "user_report",   "feedback",
+    "profile",	    "profile_chunk", "replay_event",  "replay_recording",
+    "replay_video", "check_in",	     "span",	      "log",
+    "otel_log",	    "statsd",	     "metric_meta",   "security",
+    "raw_security", "nel",	     "unreal_report", "form_data",
+    "trace_metric",
 };
 
 const char *sentry_item_type_label(const char *type)
@@ -42,8 +44,8 @@ const char *sentry_level_label(const char *level)
 	static const struct {
 		const char *in, *out;
 	} levels[] = {
-	    {"fatal", "fatal"},	    {"critical", "fatal"}, {"error", "error"}, {"warning", "warning"},
-	    {"warn", "warning"},    {"info", "info"},	   {"log", "info"},    {"debug", "debug"},
+	    {"fatal", "fatal"},	 {"critical", "fatal"}, {"error", "error"}, {"warning", "warning"},
+	    {"warn", "warning"}, {"info", "info"},	{"log", "info"},    {"debug", "debug"},
 	};
 
 	if (!level)

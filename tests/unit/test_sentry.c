@@ -178,9 +178,9 @@ static void test_multi_item_with_lengths(void **state)
 	    "{\"type\":\"event\"}\n"
 	    "{\"level\":\"debug\"}";
 	static const char *const want[] = {
-	    "event/info",	 "attachment/", "client_report/", "transaction/", "event/other",
-	    "other/",		 "event/warning", "event/info",	  "event/fatal",  "event/other",
-	    "event/other",	 "event/debug",
+	    "event/info",  "attachment/", "client_report/", "transaction/",
+	    "event/other", "other/",	  "event/warning",  "event/info",
+	    "event/fatal", "event/other", "event/other",    "event/debug",
 	};
 
 	(void)state;
@@ -324,8 +324,9 @@ static void test_store(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(sentry_store_parse((const uint8_t *)json, strlen(json), false, collect, &r),
-			 SENTRY_PARSE_OK);
+	assert_int_equal(
+	    sentry_store_parse((const uint8_t *)json, strlen(json), false, collect, &r),
+	    SENTRY_PARSE_OK);
 	expect_items(&r, (const char *const[]){"event/warning"}, 1);
 	/* raven's base64(zlib(json)). */
 	assert_int_equal(compress(z, &zlen, (const uint8_t *)json, strlen(json)), Z_OK);
@@ -442,11 +443,10 @@ struct env {
 static void sink(const struct business_event *ev, void *ctx)
 {
 	static const char *const words[] = {
-	    "",		"event",	"session",	"attachment",	"client_report",
-	    "transaction", "other",	"fatal",	"error",	"warning",
-	    "info",	"debug",	"accepted",	"rejected",	"rate_limited",
-	    "too_large", "client_error", "server_error", "truncated",	"malformed",
-	    "encoding",
+	    "",		 "event",     "session",      "attachment", "client_report", "transaction",
+	    "other",	 "fatal",     "error",	      "warning",    "info",	     "debug",
+	    "accepted",	 "rejected",  "rate_limited", "too_large",  "client_error",  "server_error",
+	    "truncated", "malformed", "encoding",
 	};
 	struct env *e = ctx;
 

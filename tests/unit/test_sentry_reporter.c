@@ -159,7 +159,8 @@ static void test_event_json_golden(void **state)
 	    "\"stripe_integration\",\"endpoint\":\"/api/checkout\",\"method\":\"POST\","
 	    "\"errorCode\":\"http_5xx\",\"userType\":\"fan\",\"source\":\"server\",\"platform\":"
 	    "\"node\",\"flow\":\"business_route\",\"status\":503}},"
-	    "\"user\":{\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"},"
+	    "\"user\":{\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}"
+	    ","
 	    "\"fingerprint\":[\"bizprobe\",\"business_route\",\"checkout\",\"503\"],"
 	    "\"sdk\":{\"name\":\"bizprobe\",\"version\":\"0.1.0\"}}";
 	static const char want_env[] =
@@ -306,10 +307,10 @@ static double sent(struct env *e)
 {
 	double v = -1;
 
-	assert_int_equal(metrics_get(metrics_registry_find(e->reg,
-							   "bizprobe_sentry_reports_sent_total"),
-				     NULL, &v),
-			 0);
+	assert_int_equal(
+	    metrics_get(metrics_registry_find(e->reg, "bizprobe_sentry_reports_sent_total"), NULL,
+			&v),
+	    0);
 	return v;
 }
 
@@ -330,7 +331,9 @@ static const char *tag(struct env *e, unsigned i, const char *name, char *out, s
 			snprintf(out, size, "%s", json_object_get_string(v));
 	} else if (!strcmp(name, "fingerprint")) {
 		json_object_object_get_ex(ev, "fingerprint", &v);
-		snprintf(out, size, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		snprintf(out, size, "%s",
+			 json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else if (!strcmp(name, "attempts")) {
 		json_object_object_get_ex(ev, "contexts", &v);
 		json_object_object_get_ex(v, "business", &v);
@@ -350,9 +353,9 @@ static const char *tag(struct env *e, unsigned i, const char *name, char *out, s
  * DSN's key (it goes in the auth header, never in a body). */
 static void scan(struct env *e)
 {
-	static const char *const secrets[] = {"sk_test_", "fan_42", "fan@example.com",
-					      "4242424242424242", "0123456789abcdef@",
-					      "Idempotency", "idem-"};
+	static const char *const secrets[] = {
+	    "sk_test_",	   "fan_42", "fan@example.com", "4242424242424242", "0123456789abcdef@",
+	    "Idempotency", "idem-"};
 
 	for (unsigned i = 0; i < e->f.calls; i++)
 		for (size_t k = 0; k < sizeof(secrets) / sizeof(secrets[0]); k++)
@@ -438,8 +441,9 @@ static void test_stripe_final_attempt(void **state)
 			 "{\"error\":{\"type\":\"card_error\",\"code\":\"card_declined\"}}");
 	feed_stripe(e, &ex);
 	/* A 429 without a key: its own call. */
-	ex = stripe_call(429, NULL, "{\"error\":{\"type\":\"invalid_request_error\",\"code\":"
-				    "\"rate_limit\"}}");
+	ex = stripe_call(429, NULL,
+			 "{\"error\":{\"type\":\"invalid_request_error\",\"code\":"
+			 "\"rate_limit\"}}");
 	feed_stripe(e, &ex);
 	advance(e, 1500);
 	sentry_reporter_tick(e->r);

@@ -35,8 +35,7 @@ static void sink_fn(const struct business_event *ev, void *ctx)
 
 	assert_true(f->n < 16);
 	f->kind[f->n] = ev->kind;
-	off = (size_t)snprintf(f->text[f->n], sizeof(f->text[0]), "%s|",
-			       ev->name ? ev->name : "-");
+	off = (size_t)snprintf(f->text[f->n], sizeof(f->text[0]), "%s|", ev->name ? ev->name : "-");
 	for (unsigned i = 0; i < ev->n_labels; i++)
 		off += (size_t)snprintf(f->text[f->n] + off, sizeof(f->text[0]) - off, "%s%s=%s",
 					i ? "," : "", ev->labels[i].name, ev->labels[i].value);
