@@ -35,6 +35,8 @@ ALLOWED = {
     "poweroff": "busybox's applet, in the guest's initramfs",
     "reboot": "busybox's applet, in the guest's initramfs",
     "red": "a word in this script's own docstring",
+    "route": "a rules file's route key and Alertmanager's route, in tests",
+    "view": "a product view in examples/python-shop/traffic.py",
 }
 
 
