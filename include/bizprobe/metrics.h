@@ -65,6 +65,13 @@ int metrics_add(struct metrics_family *f, const char *const *label_values, doubl
 int metrics_inc(struct metrics_family *f, const char *const *label_values);
 int metrics_set(struct metrics_family *f, const char *const *label_values, double v); /* gauges */
 int metrics_observe(struct metrics_family *f, const char *const *label_values, double v);
+/* Adds a histogram series' stored state back (counters surviving a restart, src/state/):
+ * buckets has n_buckets per-bucket (not cumulative) counts, as metrics_series_info gives them;
+ * count includes the +Inf bucket's observations, so it is at least their sum. The series is
+ * created if needed. Returns 0, -EINVAL (wrong type, count below the buckets' sum, NaN sum),
+ * -ENOMEM. */
+int metrics_histogram_restore(struct metrics_family *f, const char *const *label_values,
+			      const uint64_t *buckets, uint64_t count, double sum);
 /* Drops one series (gauges whose subject disappeared). -ENOENT when absent. */
 int metrics_remove(struct metrics_family *f, const char *const *label_values);
 

@@ -470,6 +470,35 @@ int metrics_observe(struct metrics_family *f, const char *const *label_values, d
 	return update(f, label_values, v, 2);
 }
 
+int metrics_histogram_restore(struct metrics_family *f, const char *const *label_values,
+			      const uint64_t *buckets, uint64_t count, double sum)
+{
+	struct metrics_series *s;
+	uint64_t in_buckets = 0;
+	int err;
+
+	if (!f || f->info.type != METRICS_HISTOGRAM || (f->info.n_labels && !label_values) ||
+	    !buckets || isnan(sum))
+		return -EINVAL;
+	for (unsigned i = 0; i < f->info.n_buckets; i++) {
+		if (buckets[i] > UINT64_MAX - in_buckets)
+			return -EINVAL;
+		in_buckets += buckets[i];
+	}
+	if (in_buckets > count)
+		return -EINVAL;
+	pthread_mutex_lock(&f->reg->lock);
+	err = series_get_locked(f, label_values, &s);
+	if (!err) {
+		s->count += count;
+		s->value += sum;
+		for (unsigned i = 0; i < f->info.n_buckets; i++)
+			s->buckets[i] += buckets[i];
+	}
+	pthread_mutex_unlock(&f->reg->lock);
+	return err;
+}
+
 /* Validates the arguments, takes the registry lock and finds the series of label_values. On 0 the
  * lock is held and the caller releases it; on -EINVAL or -ENOENT it is not held. */
 static int series_find_and_lock(struct metrics_family *f, const char *const *label_values,

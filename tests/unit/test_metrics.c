@@ -144,6 +144,83 @@ static void test_histogram(void **state)
 	metrics_registry_free(reg);
 }
 
+struct bucket_ctx {
+	const char *series; /* label value of the series to read */
+	uint64_t buckets[2], count;
+	double sum;
+	int seen;
+};
+
+static int read_buckets(const struct metrics_family_info *fam, const struct metrics_series_info *s,
+			void *ctx)
+{
+	struct bucket_ctx *c = ctx;
+
+	if (strcmp(fam->name, "restored_seconds") || strcmp(s->label_values[0], c->series))
+		return 0;
+	memcpy(c->buckets, s->bucket_counts, sizeof(c->buckets));
+	c->count = s->count;
+	c->sum = s->sum;
+	c->seen++;
+	return 0;
+}
+
+/* A histogram's stored state added back: buckets one by one, count and sum, on top of what the
+ * series already holds, and into a series created for it. */
+static void test_histogram_restore(void **state)
+{
+	struct metrics_registry *reg = metrics_registry_new();
+	static const double buckets[] = {1, 5};
+	struct metrics_family *h, *c;
+	struct metrics_family_opts o = {.name = "restored_seconds",
+					.type = METRICS_HISTOGRAM,
+					.label_names = one_label,
+					.n_labels = 1,
+					.buckets = buckets,
+					.n_buckets = 2};
+	struct metrics_family_opts co = {
+	    .name = "c_total", .type = METRICS_COUNTER, .label_names = one_label, .n_labels = 1};
+	struct metrics_visitor v = {.series = read_buckets};
+	const char *a[] = {"a"}, *b[] = {"b"};
+	const uint64_t stored[] = {2, 1}, too_many[] = {3, 3};
+	struct bucket_ctx bc = {.series = "a"};
+
+	assert_int_equal(metrics_family_register(reg, &o, &h), 0);
+	assert_int_equal(metrics_family_register(reg, &co, &c), 0);
+	assert_int_equal(metrics_observe(h, a, 0.5), 0);
+	assert_int_equal(metrics_observe(h, a, 7), 0);
+	/* stored: 2 at or below 1, 1 in (1, 5], 1 above 5 (count 4), sum 10.5 */
+	assert_int_equal(metrics_histogram_restore(h, a, stored, 4, 10.5), 0);
+	assert_int_equal(metrics_registry_visit(reg, &v, &bc), 0);
+	assert_int_equal(bc.seen, 1);
+	assert_int_equal(bc.buckets[0], 3);
+	assert_int_equal(bc.buckets[1], 1);
+	assert_int_equal(bc.count, 6);
+	assert_true(bc.sum == 18.0);
+
+	assert_int_equal(metrics_histogram_restore(h, b, stored, 3, 2.5), 0);
+	bc = (struct bucket_ctx){.series = "b"};
+	assert_int_equal(metrics_registry_visit(reg, &v, &bc), 0);
+	assert_int_equal(bc.seen, 1);
+	assert_int_equal(bc.buckets[0], 2);
+	assert_int_equal(bc.buckets[1], 1);
+	assert_int_equal(bc.count, 3);
+	assert_true(bc.sum == 2.5);
+
+	/* count below the buckets' sum, NaN, the wrong family type, no buckets: refused, and
+	 * nothing changed */
+	assert_int_equal(metrics_histogram_restore(h, b, too_many, 5, 1), -EINVAL);
+	assert_int_equal(metrics_histogram_restore(h, b, stored, 3, 0.0 / 0.0), -EINVAL);
+	assert_int_equal(metrics_histogram_restore(c, a, stored, 3, 1), -EINVAL);
+	assert_int_equal(metrics_histogram_restore(h, b, NULL, 3, 1), -EINVAL);
+	assert_int_equal(metrics_histogram_restore(h, NULL, stored, 3, 1), -EINVAL);
+	bc = (struct bucket_ctx){.series = "b"};
+	assert_int_equal(metrics_registry_visit(reg, &v, &bc), 0);
+	assert_int_equal(bc.count, 3);
+	assert_true(bc.sum == 2.5);
+	metrics_registry_free(reg);
+}
+
 struct collect_ctx {
 	struct metrics_family *g;
 	int runs;
@@ -257,8 +334,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_validation),		cmocka_unit_test(test_values_and_types),
 	    cmocka_unit_test(test_series_cap_overflow), cmocka_unit_test(test_histogram),
-	    cmocka_unit_test(test_collector),		cmocka_unit_test(test_threads),
-	    cmocka_unit_test(test_process_metrics),
+	    cmocka_unit_test(test_histogram_restore),	cmocka_unit_test(test_collector),
+	    cmocka_unit_test(test_threads),		cmocka_unit_test(test_process_metrics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
