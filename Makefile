@@ -15,7 +15,7 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS := libbpf libelf zlib libmicrohttpd libcrypto yaml-0.1 libcurl json-c
+PKGS := libbpf libelf zlib libmicrohttpd libcrypto yaml-0.1 libcurl json-c sqlite3
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 	-Iinclude -I$(OUT)/include $(shell pkg-config --cflags $(PKGS))
@@ -37,7 +37,7 @@ CLI_OBJS := $(patsubst src/%.c,$(OUT)/obj/%.o,$(CLI_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all clean deps test unit-tests demo vmtest bench pipeline-bench format vmlinux
+.PHONY: all clean deps test unit-tests demo vmtest bench pipeline-bench state-bench format vmlinux
 
 all: $(OUT)/bizprobe
 
@@ -82,10 +82,22 @@ $(PIPELINE_BENCH): bench/pipeline_bench.c tests/unit/stripe_sign.h $(OUT)/libbiz
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@
 
-unit-tests: $(UNIT_BINS) $(PIPELINE_BENCH)
+# The state store at 1M users and 10M events (bench/state_bench.c): compiled with the unit
+# tests so that it keeps compiling; only `make state-bench` runs it (minutes, ~200 MB in build/).
+STATE_BENCH := $(OUT)/bench/state_bench
+
+$(STATE_BENCH): bench/state_bench.c $(OUT)/libbizprobe.a
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Isrc/state $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@
+
+unit-tests: $(UNIT_BINS) $(PIPELINE_BENCH) $(STATE_BENCH)
 
 pipeline-bench: $(PIPELINE_BENCH)
 	$(PIPELINE_BENCH)
+
+state-bench: $(STATE_BENCH)
+	$(STATE_BENCH) $(OUT)/state-bench
 
 deps:
 	scripts/deps.sh
