@@ -43,7 +43,8 @@
  *                 its activity day. The latest non-NULL user type wins.
  *   registration  BIZ_RULE_EVENT named "registration" with a user: registered_at (the first
  *                 one only); its user type from ev->user_type, else its "user_type" label. Every
- *                 registration event, with a user or not, counts in summary.registrations.
+ *                 registration event, with a user or not, counts in summary.registrations (a
+ *                 user's first one is its registered_at: forgetting the user takes it out).
  *   conversion    BIZ_PAYMENT_ATTEMPT with status "succeeded", or BIZ_SUBSCRIPTION_CREATED,
  *                 with a user: first_paid_at (first), last_converted_at (latest).
  *   revenue       BIZ_PAYMENT_ATTEMPT "succeeded" and BIZ_PAYMENT_LATE_SUCCESS: their value
@@ -94,7 +95,8 @@
  * by step, each step in its own transaction; a newer one is refused. */
 #define STATE_SCHEMA_VERSION 2
 
-/* Defaults of struct state_config. One batch slot is about 100 bytes; two batches exist. */
+/* Defaults of struct state_config. A batch slot costs about 600 bytes in all (two batches
+ * alternate, and the flush has scratch space for as many users): 16384 slots are ~10 MB. */
 #define STATE_DEFAULT_BATCH_EVENTS   16384
 #define STATE_DEFAULT_RETENTION_DAYS 90
 #define STATE_DB_FILE		     "state.db"
@@ -182,10 +184,10 @@ struct state_mrr {
  *    "daily": one entry per UTC day the range touches, oldest first: {date "YYYY-MM-DD",
  *                activeUsers, newUsers, revenueByCurrency {cur: amount}, payments {status: n}},
  *                each for the whole day,
- *    "cohorts": one entry per ISO week (Monday to Sunday, UTC) with registrations in the range,
- *                oldest first: {week "2026-W48", users (registered that week), retainedPercent:
- *                [k] = 100 x cohort users active in the k-th week after it / users, [0] = 100,
- *                up to the week of now}}
+ *    "cohorts": one entry per ISO week (Monday to Sunday, UTC) that the range touches and in
+ *                which users registered, oldest first: {week "2026-W48", users (registered that
+ *                whole week), retainedPercent: [k] = 100 x cohort users active in the k-th week
+ *                after it / users, [0] = 100, up to the week of now}}
  * Figures of the range use the KPI definitions above with the range as the window. range is
  * "24h", "7d", "30d" or "90d" (-EINVAL otherwise); report_currency NULL is "USD". Returns 0,
  * -EINVAL, -EIO, -ENOMEM.

@@ -138,6 +138,8 @@ int state_prune(struct state *st, int64_t now)
 		e = state_step_done(state_stmt(&st->w, SQL_COMMIT));
 	if (e)
 		state_exec(&st->w, "ROLLBACK");
+	else
+		e = state_exec(&st->w, "PRAGMA incremental_vacuum"); /* the file shrinks */
 	pthread_mutex_unlock(&st->w.lock);
 	return e;
 }

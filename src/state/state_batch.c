@@ -135,6 +135,29 @@ int64_t state_pseudo_key(const uint8_t pseudo[STATE_PSEUDO_BYTES])
 	return (int64_t)k;
 }
 
+static const char *const status_names[STATUS_N] = {
+    [STATUS_OTHER] = METRICS_OVERFLOW_VALUE,
+    [STATUS_SUCCEEDED] = "succeeded",
+    [STATUS_FAILED] = "failed",
+    [STATUS_REQUIRES_ACTION] = "requires_action",
+    [STATUS_PROCESSING] = "processing",
+    [STATUS_CANCELED] = "canceled",
+};
+
+int state_status_code(const char *status)
+{
+	for (int i = 1; status && i < STATUS_N; i++) {
+		if (!strcmp(status, status_names[i]))
+			return i;
+	}
+	return STATUS_OTHER;
+}
+
+const char *state_status_name(int code)
+{
+	return code > 0 && code < STATUS_N ? status_names[code] : status_names[STATUS_OTHER];
+}
+
 /* A bounded word as stored: NULL/"" is none, an overlong one "other". */
 static const char *label_value(const char *v)
 {
@@ -179,9 +202,7 @@ void state_on_event(struct state *st, const struct business_event *ev)
 	switch (ev->kind) {
 	case BIZ_PAYMENT_ATTEMPT:
 		r.op = OP_PAYMENT;
-		a = label_value(biz_event_label(ev, "status"));
-		if (!a)
-			a = METRICS_OVERFLOW_VALUE;
+		a = state_status_name(state_status_code(biz_event_label(ev, "status")));
 		currency = currency_value(biz_event_label(ev, "currency"));
 		if (!strcmp(a, "succeeded") && ev->has_value)
 			r.has_amount = to_micro(ev->value, &r.amount);

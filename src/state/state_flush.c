@@ -214,7 +214,8 @@ int state_deltas_write(struct state *st)
 				break;
 			sqlite3_bind_int64(s, 1, d->a);
 			sqlite3_bind_int64(s, 2, d->b);
-			sqlite3_bind_text(s, 3, d->s1, -1, SQLITE_STATIC);
+			sqlite3_bind_int(s, 3,
+					 d->b == LEDGER_PAYMENT ? state_status_code(d->s1) : 0);
 			sqlite3_bind_text(s, 4, d->s2, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(s, 5, d->n);
 			sqlite3_bind_int64(s, 6, d->n2);
@@ -382,7 +383,7 @@ static int user_fill(struct state *st, struct state_user *u, bool create, int64_
 
 	if (!s)
 		return -EIO;
-	sqlite3_bind_int64(s, 1, u->key);
+	sqlite3_bind_blob(s, 1, u->pseudo, 4, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 2, u->pseudo, STATE_PSEUDO_BYTES, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -419,7 +420,6 @@ static int user_fill(struct state *st, struct state_user *u, bool create, int64_
 	u->act_base = u->old_act_base = day_of(ts);
 	memset(u->bits, 0, st->act_bytes);
 	memset(u->old_bits, 0, st->act_bytes);
-	sqlite3_bind_int64(s, 1, u->key);
 	sqlite3_bind_blob(s, 2, u->pseudo, STATE_PSEUDO_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, ts);
 	sqlite3_bind_int64(s, 4, u->act_base);
@@ -451,7 +451,9 @@ static const struct state_user *sort_base;
 
 static int by_key(const void *a, const void *b)
 {
-	int64_t x = sort_base[*(const uint32_t *)a].key, y = sort_base[*(const uint32_t *)b].key;
+	/* unsigned: the index orders the bytes as memcmp does */
+	uint64_t x = (uint64_t)sort_base[*(const uint32_t *)a].key;
+	uint64_t y = (uint64_t)sort_base[*(const uint32_t *)b].key;
 
 	return x < y ? -1 : x > y;
 }
@@ -706,8 +708,11 @@ static int apply(struct state *st, const struct state_batch *b, const struct sta
 	}
 	switch (r->op) {
 	case OP_REGISTRATION:
-		if (u && !u->reg)
+		/* a user's first registration is its registered_at, counted from there */
+		if (u && !u->reg) {
 			u->reg = r->ts;
+			return 0;
+		}
 		return ledger(st, LEDGER_REGISTRATION, r->ts, "", "", 0);
 	case OP_PAYMENT: {
 		bool ok = sa && !strcmp(sa, "succeeded");

@@ -117,7 +117,6 @@ enum state_sql {
 	SQL_COMMIT,
 	SQL_ROLLBACK,
 	SQL_USER_GET,
-	SQL_USER_GET_ID,
 	SQL_USER_INSERT,
 	SQL_USER_UPDATE,
 	SQL_USER_DELETE,
@@ -198,7 +197,7 @@ enum state_delta_table {
 	D_HIST = 1,    /* a: kind, b: hour, s1: user type ("" for conv and reg) */
 	D_DAILY,       /* a: day; n: active, n2: new */
 	D_COHORT,      /* a: week (Monday's day number), b: k */
-	D_LEDGER,      /* a: ts, b: kind, s1: label, s2: currency; n, n2: amount */
+	D_LEDGER,      /* a: ts, b: kind, s1: status name, s2: currency; n, n2: amount */
 	D_LEDGER_HOUR, /* a: hour, ... */
 	D_EXPCOUNT,    /* s1: experiment, s2: variant; n: exposed, n2: converted */
 	D_USERCOUNT,   /* s1: user type or "" */
@@ -209,6 +208,19 @@ enum state_hist_kind {
 	HIST_CONV = 1,
 	HIST_REG = 2,
 };
+
+/* Payment statuses as the Stripe stage names them (stripe_payments.c), stored as numbers. */
+enum state_status {
+	STATUS_OTHER = 0,
+	STATUS_SUCCEEDED,
+	STATUS_FAILED,
+	STATUS_REQUIRES_ACTION,
+	STATUS_PROCESSING,
+	STATUS_CANCELED,
+	STATUS_N,
+};
+int state_status_code(const char *status);
+const char *state_status_name(int code);
 
 enum state_ledger_kind {
 	LEDGER_PAYMENT = 1, /* label: status */

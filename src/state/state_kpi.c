@@ -164,7 +164,7 @@ int state_window_compute(struct state *st, int64_t now, int64_t window_s, struct
 	sqlite3_bind_int64(s, 2, h1);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && !e) {
 		int kind = sqlite3_column_int(s, 0);
-		const char *label = (const char *)sqlite3_column_text(s, 1);
+		const char *label = state_status_name(sqlite3_column_int(s, 1));
 		const char *cur = (const char *)sqlite3_column_text(s, 2);
 		int64_t n = sqlite3_column_int64(s, 3), amount = sqlite3_column_int64(s, 4);
 
@@ -176,7 +176,7 @@ int state_window_compute(struct state *st, int64_t now, int64_t window_s, struct
 		} else if (kind == LEDGER_LATE_SUCCESS) {
 			e = state_counts_add(&w->revenue, cur, 0, amount);
 		} else if (kind == LEDGER_REGISTRATION) {
-			w->registrations += n;
+			w->registrations += n; /* the others: w->registered, added below */
 		}
 	}
 	sqlite3_reset(s);
@@ -184,6 +184,7 @@ int state_window_compute(struct state *st, int64_t now, int64_t window_s, struct
 		e = state_sqlite_err(rc);
 	if (e)
 		goto fail;
+	w->registrations += w->registered;
 
 	{
 		int64_t total = one_int(d, SQL_SUBS_TOTAL, 0, 0, 0, &e);

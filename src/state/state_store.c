@@ -21,10 +21,9 @@ static const char *const sql_text[SQL_N] = {
     [SQL_ROLLBACK] = "ROLLBACK",
     [SQL_USER_GET] = "SELECT id, user_type, first_seen, last_seen, registered_at, first_paid_at,"
 		     " last_converted_at, act_base, act_bits FROM users"
-		     " WHERE pkey = ?1 AND pseudonym = ?2",
-    [SQL_USER_GET_ID] = "SELECT id FROM users WHERE pkey = ?1 AND pseudonym = ?2",
-    [SQL_USER_INSERT] = "INSERT INTO users (pkey, pseudonym, first_seen, last_seen, act_base,"
-			" act_bits) VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+		     " WHERE substr(pseudonym, 1, 4) = ?1 AND pseudonym = ?2",
+    [SQL_USER_INSERT] = "INSERT INTO users (pseudonym, first_seen, last_seen, act_base, act_bits)"
+			" VALUES (?2, ?3, ?3, ?4, ?5)",
     [SQL_USER_UPDATE] = "UPDATE users SET user_type = ?2, first_seen = ?3, last_seen = ?4,"
 			" registered_at = ?5, first_paid_at = ?6, last_converted_at = ?7,"
 			" act_base = ?8, act_bits = ?9 WHERE id = ?1",
@@ -56,10 +55,10 @@ static const char *const sql_text[SQL_N] = {
 		      " UPDATE SET active = active + excluded.active, new = new + excluded.new",
     [SQL_COHORT_ADD] = "INSERT INTO cohorts (week, k, n) VALUES (?1, ?2, ?3)"
 		       " ON CONFLICT DO UPDATE SET n = n + excluded.n",
-    [SQL_LEDGER_ADD] = "INSERT INTO ledger (ts, kind, label, currency, n, amount)"
+    [SQL_LEDGER_ADD] = "INSERT INTO ledger (ts, kind, status, currency, n, amount)"
 		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET"
 		       " n = n + excluded.n, amount = amount + excluded.amount",
-    [SQL_LEDGER_HOUR_ADD] = "INSERT INTO ledger_hours (hour, kind, label, currency, n, amount)"
+    [SQL_LEDGER_HOUR_ADD] = "INSERT INTO ledger_hours (hour, kind, status, currency, n, amount)"
 			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET"
 			    " n = n + excluded.n, amount = amount + excluded.amount",
     [SQL_EXPCOUNT_ADD] = "INSERT INTO experiment_counts (experiment, variant, exposed, converted)"
@@ -84,10 +83,10 @@ static const char *const sql_text[SQL_N] = {
 		      " WHERE last_converted_at >= ?1 AND last_converted_at < ?2",
     [SQL_REG_EDGE] = "SELECT count(*) FROM users WHERE registered_at >= ?1 AND registered_at < ?2",
     [SQL_LEDGER_WINDOW] =
-	"SELECT kind, label, currency, sum(n), sum(amount) FROM ("
-	" SELECT kind, label, currency, n, amount FROM ledger_hours WHERE hour >= ?2"
+	"SELECT kind, status, currency, sum(n), sum(amount) FROM ("
+	" SELECT kind, status, currency, n, amount FROM ledger_hours WHERE hour >= ?2"
 	" UNION ALL"
-	" SELECT kind, label, currency, n, amount FROM ledger WHERE ts >= ?1 AND ts < ?2 * 3600"
+	" SELECT kind, status, currency, n, amount FROM ledger WHERE ts >= ?1 AND ts < ?2 * 3600"
 	") GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     [SQL_USER_COUNTS] = "SELECT user_type, n FROM user_counts ORDER BY user_type",
     [SQL_SUBS_TOTAL] = "SELECT count(*) FROM subscriptions",
@@ -100,7 +99,7 @@ static const char *const sql_text[SQL_N] = {
 		      " ORDER BY 1, 2",
     [SQL_DAILY_RANGE] = "SELECT day, active, new FROM daily WHERE day >= ?1 AND day <= ?2"
 			" ORDER BY day",
-    [SQL_LEDGER_DAYS] = "SELECT hour / 24, kind, label, currency, sum(n), sum(amount)"
+    [SQL_LEDGER_DAYS] = "SELECT hour / 24, kind, status, currency, sum(n), sum(amount)"
 			" FROM ledger_hours WHERE hour >= ?1 * 24 AND hour < (?2 + 1) * 24"
 			" GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
     [SQL_COHORTS_RANGE] = "SELECT week, k, n FROM cohorts WHERE week >= ?1 ORDER BY week, k",
@@ -242,13 +241,21 @@ static int db_open(struct state_db *d, const char *path, bool readonly, char *er
 	sqlite3_extended_result_codes(d->h, 1);
 	/* Another process (bizprobe state forget) may hold the write lock for a moment. */
 	sqlite3_busy_timeout(d->h, 5000);
-	rc = sqlite3_exec(d->h,
-			  readonly ? "PRAGMA query_only = 1; PRAGMA cache_size = -16384;"
-				     " PRAGMA mmap_size = 268435456;"
-				   : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-				     " PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON;"
-				     " PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
-			  NULL, NULL, NULL);
+	rc =
+	    sqlite3_exec(d->h,
+			 readonly ? "PRAGMA query_only = 1; PRAGMA cache_size = -16384;"
+				    " PRAGMA mmap_size = 268435456;"
+				  /* auto_vacuum only takes on a new file (set before its first
+				   * table): prune gives freed pages back with incremental_vacuum */
+				  : "PRAGMA auto_vacuum = INCREMENTAL;"
+				    " PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+				    /* a checkpoint (an fsync) every 16 MB of WAL, not every
+				     * 4 MB: most ticks then commit without one */
+				    " PRAGMA wal_autocheckpoint = 4096;"
+				    " PRAGMA journal_size_limit = 33554432;"
+				    " PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON;"
+				    " PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;",
+			 NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		errf(err, errlen, "state: %s: %s", path, sqlite3_errmsg(d->h));
 		db_close(d);

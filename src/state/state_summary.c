@@ -230,7 +230,7 @@ static int daily(struct state *st, struct json_object *root, int64_t d0, int64_t
 	} else if (!e) {
 		e = -EIO;
 	}
-	/* rows come ordered by day, kind, label, currency: sum revenue per (day, currency) */
+	/* rows come ordered by day, kind, status, currency: sum revenue per (day, currency) */
 	s = state_stmt(&st->r, SQL_LEDGER_DAYS);
 	if (!e && s) {
 		struct state_counts rev[1] = {{0}};
@@ -255,7 +255,7 @@ static int daily(struct state *st, struct json_object *root, int64_t d0, int64_t
 				break;
 			{
 				int kind = sqlite3_column_int(s, 1);
-				const char *label = (const char *)sqlite3_column_text(s, 2);
+				const char *label = state_status_name(sqlite3_column_int(s, 2));
 				const char *cur = (const char *)sqlite3_column_text(s, 3);
 				int64_t cnt = sqlite3_column_int64(s, 4);
 				int64_t amount = sqlite3_column_int64(s, 5);

@@ -416,7 +416,8 @@ static size_t jlen(struct json_object *o, const char *path)
 
 static void summary_dataset(struct state *st)
 {
-	/* U1 fan: registers 11-17 12:00 (W47), pays USD 10 on 11-23 (W48), seen 11-30 (W49).
+	/* U1 fan: registers 11-17 12:00 (W47), pays USD 10 and registers again on 11-23 (W48),
+	 * seen 11-30 (W49).
 	 * U2 creator: registers 11-17 13:00, a failed payment 11-18.
 	 * U3 fan: registers 11-25 (W48) with subscription S1 (EUR 9.99), seen 11-30.
 	 * U4 fan: registered 10-22 (before the range), seen 11-29; S2 canceled 11-29 (never seen
@@ -426,6 +427,7 @@ static void summary_dataset(struct state *st)
 	ev_register(st, U(2), "creator", NOW - 14 * DAY + HOUR);
 	ev_pay(st, U(2), "failed", "USD", 0, NOW - 13 * DAY);
 	ev_pay(st, U(1), "succeeded", "USD", 10, NOW - 8 * DAY);
+	ev_register(st, U(1), "fan", NOW - 8 * DAY); /* again: a registration, not a new user */
 	ev_register(st, U(3), "fan", NOW - 6 * DAY);
 	ev_sub(st, true, U(3), S(1), "EUR", 9.99, NOW - 6 * DAY);
 	ev_register(st, U(4), "fan", NOW - 40 * DAY);
@@ -482,7 +484,7 @@ static void test_summary_30d(void **state)
 	assert_true(jdbl(j, "summary.churnRate") == 50.0);
 	assert_int_equal(jlen(j, "summary.arpuByCurrency"), 1);
 	assert_true(jdbl(j, "summary.arpuByCurrency.USD") == 12.5 / 4);
-	assert_int_equal(jint(j, "summary.registrations"), 4);
+	assert_int_equal(jint(j, "summary.registrations"), 5);
 	assert_int_equal(jint(j, "summary.payments.succeeded"), 1);
 	assert_int_equal(jint(j, "summary.payments.failed"), 1);
 	assert_true(jdbl(j, "summary.payments.successRate") == 100.0 / 3);
@@ -550,6 +552,9 @@ static void test_summary_30d(void **state)
 	j = summary_of(f, "30d");
 	assert_int_equal(jint(j, "summary.totalUsers"), 4);
 	assert_int_equal(jint(j, "summary.payingUsers"), 1);
+	assert_int_equal(jint(j, "summary.newUsers"), 2);
+	/* U1's first registration goes with it; its second stays, as a fact without a person */
+	assert_int_equal(jint(j, "summary.registrations"), 4);
 	assert_int_equal(jint(j, "daily.16.activeUsers"), 1);
 	assert_int_equal(jint(j, "daily.16.newUsers"), 1);
 	assert_int_equal(jint(j, "daily.29.activeUsers"), 1);

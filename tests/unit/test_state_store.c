@@ -201,14 +201,12 @@ static void test_migration_from_v1(void **state)
 	sql_exec(h, state_migrations[0].sql);
 	sql_exec(h, "PRAGMA user_version = 1");
 	assert_true(state_pseudo_parse(U(1), pseudo));
-	assert_int_equal(
-	    sqlite3_prepare_v2(h,
-			       "INSERT INTO users (pkey, pseudonym, user_type, first_seen,"
-			       " last_seen, act_base, act_bits) VALUES (?, ?, 'fan', ?,"
-			       " ?, ?, zeroblob(13))",
-			       -1, &s, NULL),
-	    SQLITE_OK);
-	sqlite3_bind_int64(s, 1, state_pseudo_key(pseudo));
+	assert_int_equal(sqlite3_prepare_v2(h,
+					    "INSERT INTO users (pseudonym, user_type, first_seen,"
+					    " last_seen, act_base, act_bits) VALUES (?2, 'fan', ?3,"
+					    " ?4, ?5, zeroblob(13))",
+					    -1, &s, NULL),
+			 SQLITE_OK);
 	sqlite3_bind_blob(s, 2, pseudo, sizeof(pseudo), SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, NOW - 100);
 	sqlite3_bind_int64(s, 4, NOW - 100);
