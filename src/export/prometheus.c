@@ -13,15 +13,66 @@
 
 #include "bizprobe/metrics.h"
 
+/* Bytes of the valid UTF-8 sequence at s (NUL-terminated), or 0 (RFC 3629: no overlong forms,
+ * surrogates or code points past U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t len, k;
+	unsigned cp;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/* Every byte of a multi-byte sequence stops a plain run too (constant: renders run on the
+ * server's thread while the main loop may render as well). */
+#define HIGH_BYTES \
+	"\x80\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f" \
+	"\x90\x91\x92\x93\x94\x95\x96\x97\x98\x99\x9a\x9b\x9c\x9d\x9e\x9f" \
+	"\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf" \
+	"\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf" \
+	"\xc0\xc1\xc2\xc3\xc4\xc5\xc6\xc7\xc8\xc9\xca\xcb\xcc\xcd\xce\xcf" \
+	"\xd0\xd1\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xdb\xdc\xdd\xde\xdf" \
+	"\xe0\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8\xe9\xea\xeb\xec\xed\xee\xef" \
+	"\xf0\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xf9\xfa\xfb\xfc\xfd\xfe\xff"
+static const char stop_quote[] = "\\\n\"" HIGH_BYTES;
+static const char stop_plain[] = "\\\n" HIGH_BYTES;
+
+/*
+ * Label values and help text are UTF-8 in the format, and a strict scraper (Prometheus 2) drops
+ * the whole scrape at a value that is not: each byte that is not part of valid UTF-8 becomes
+ * U+FFFD, as in the trace lines (found by fuzz_prom: a label value is whatever its producer
+ * let through).
+ */
 void prom_write_escaped(FILE *f, const char *s, int escape_quote)
 {
+	const char *stop = escape_quote ? stop_quote : stop_plain;
+
 	while (s && *s) {
 		/* Runs that need no escaping (nearly every value) go out in one call. */
-		size_t run = strcspn(s, escape_quote ? "\\\n\"" : "\\\n");
+		size_t run = strcspn(s, stop), n;
 
 		fwrite(s, 1, run, f);
 		s += run;
 		switch (*s) {
+		case '\0':
+			return;
 		case '\\':
 			fputs("\\\\", f);
 			break;
@@ -32,7 +83,14 @@ void prom_write_escaped(FILE *f, const char *s, int escape_quote)
 			fputs("\\\"", f);
 			break;
 		default:
-			return; /* end of string */
+			n = utf8_len((const unsigned char *)s);
+			if (n) {
+				fwrite(s, 1, n, f);
+				s += n;
+				continue;
+			}
+			fputs("\xef\xbf\xbd", f);
+			break;
 		}
 		s++;
 	}

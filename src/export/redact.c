@@ -118,6 +118,12 @@ static size_t match_stripe_key(const char *in, size_t len, size_t i, size_t *kee
 	return 0;
 }
 
+/* Characters of a field name: form names are bracketed and encoded (card%5Bcvc%5D). */
+static bool is_name_char(char c)
+{
+	return is_alnum(c) || c == '_' || c == '-' || c == '.' || c == '[' || c == ']' || c == '%';
+}
+
 /*
  * A Stripe client secret: "<object id>_secret_<secret>" (pi_..._secret_..., seti_..., and the
  * older src_ / cs_ forms). It lets a browser confirm the payment, so it is a credential; the
@@ -125,7 +131,7 @@ static size_t match_stripe_key(const char *in, size_t len, size_t i, size_t *kee
  */
 static size_t match_client_secret(const char *in, size_t len, size_t i, size_t *keep)
 {
-	size_t p = i, n;
+	size_t p = i, n, secret;
 
 	if (!at_boundary(in, i) || !is_alpha(in[i]))
 		return 0;
@@ -140,18 +146,31 @@ static size_t match_client_secret(const char *in, size_t len, size_t i, size_t *
 	if (p - n < 4 || len - p < 8 || memcmp(in + p, "_secret_", 8) != 0)
 		return 0;
 	p += 8;
-	n = p;
+	secret = p;
 	while (p < len && is_alnum(in[p]))
 		p++;
-	if (p - n < 4)
+	if (p - secret < 4)
 		return 0;
-	*keep = n - i;
+	/* Used as (part of) a name ("pi_1_secret_ab12=45", "..._secret_ab12%5D=45"), it names a
+	 * secret field too: the rest of the name and the value go with it, as the secret-field
+	 * recognizer would take them (found by fuzz_redact). */
+	n = p;
+	while (n < len && is_name_char(in[n]) && !pct_is(in, len, n, '@'))
+		n++;
+	if (n + 1 < len && (in[n] == '=' || in[n] == ':') && in[n + 1] &&
+	    !strchr("&;, \t\r\n\"", in[n + 1])) {
+		p = n + 1;
+		while (p < len && in[p] && !strchr("&;, \t\r\n\"", in[p]))
+			p++;
+	}
+	*keep = secret - i;
 	return p - i;
 }
 
 static bool is_token_char(char c)
 {
-	return is_alnum(c) || strchr("-._~+/=", c) != NULL;
+	/* c && : strchr finds the terminating NUL too, and a NUL is no token character. */
+	return is_alnum(c) || (c && strchr("-._~+/=", c) != NULL);
 }
 
 /* Spaces after an authorization scheme, as sent or encoded in a query or form: ' ', '+', %20.
@@ -235,10 +254,6 @@ static size_t match_jwt(const char *in, size_t len, size_t i)
  * string keeps its quotes). Objects and arrays are not values here: their members are scanned
  * on their own.
  */
-static bool is_name_char(char c)
-{
-	return is_alnum(c) || c == '_' || c == '-' || c == '.' || c == '[' || c == ']' || c == '%';
-}
 
 static bool name_is_secret(const char *name, size_t n)
 {
@@ -274,18 +289,24 @@ static size_t match_secret_field(const char *in, size_t len, size_t i, size_t *k
 				 size_t *close)
 {
 	size_t p = i, v, dummy;
+	bool json = false;
 
 	if (i > 0 && is_name_char(in[i - 1]))
 		return 0;
-	while (p < len && is_name_char(in[p]))
+	/* An encoded '@' ends a name: "a%40b.example" is an address, which the e-mail recognizer
+	 * takes, not a field name to print (found by fuzz_redact). */
+	while (p < len && is_name_char(in[p]) && !pct_is(in, len, p, '@'))
 		p++;
 	if (p == i || !name_is_secret(in + i, p - i))
 		return 0;
-	if (i > 0 && in[i - 1] == '"' && p < len && in[p] == '"')
+	if (i > 0 && in[i - 1] == '"' && p < len && in[p] == '"') {
 		p++; /* a JSON member's name */
-	else if (p + 2 < len && in[p] == '\\' && in[p + 1] == '"' && i > 1 && in[i - 1] == '"' &&
-		 in[i - 2] == '\\')
+		json = true;
+	} else if (p + 2 < len && in[p] == '\\' && in[p + 1] == '"' && i > 1 && in[i - 1] == '"' &&
+		   in[i - 2] == '\\') {
 		p += 2; /* JSON inside a JSON string: \"password\":\"...\" */
+		json = true;
+	}
 	p = skip_spaces(in, len, p);
 	if (p >= len)
 		return 0;
@@ -325,11 +346,12 @@ static size_t match_secret_field(const char *in, size_t len, size_t i, size_t *k
 		return p - i + *close;
 	}
 	/* "Authorization: Bearer x": the credential recognizer keeps the scheme, as it does
-	 * without a name before it. */
-	if (in[p] == '{' || in[p] == '[' || match_auth(in, len, p, &dummy))
+	 * without a name before it. A JSON member's object or array is not a value here. */
+	if ((json && (in[p] == '{' || in[p] == '[')) || match_auth(in, len, p, &dummy))
 		return 0;
-	/* A bare value: up to what ends a form field, a JSON member or a word. */
-	while (p < len && !strchr("&;, \t\r\n}]\"", in[p]))
+	/* A bare value: a JSON literal up to what ends a member; a form or text value up to what
+	 * ends a field or a word ("password=[x]" is a password). */
+	while (p < len && in[p] && !strchr(json ? ",}] \t\r\n" : "&;, \t\r\n\"", in[p]))
 		p++;
 	if (p == v)
 		return 0;
@@ -411,7 +433,10 @@ static size_t match_card(const char *in, size_t len, size_t i)
 
 static bool is_local_char(char c)
 {
-	return is_alnum(c) || strchr("._%+-", c) != NULL;
+	/* c && : strchr finds the terminating NUL too. Taken for a local-part character, a NUL
+	 * before an address hid it ("x\0alice@example.com" was not redacted: found by
+	 * fuzz_redact). */
+	return is_alnum(c) || (c && strchr("._%+-", c) != NULL);
 }
 
 /* The '@' of an e-mail at in[p]: as such, percent-encoded (%40) or JSON-escaped (\u0040).
@@ -429,10 +454,13 @@ static size_t at_sign(const char *in, size_t len, size_t p)
 	return 0;
 }
 
-/* E-mail: run of local-part characters starting here, '@', dotted domain, TLD of letters. */
+/* E-mail: run of local-part characters starting here, '@', dotted domain, TLD of letters. The
+ * domain is the longest run of labels that ends in such a TLD: "bob@example.com.0042" is
+ * bob@example.com followed by ".0042" (the whole run's last label is no TLD; found by
+ * fuzz_redact, where it hid the address). */
 static size_t match_email(const char *in, size_t len, size_t i)
 {
-	size_t p = i, label, dots = 0, last_label_start, last_alpha = 1, at = 0;
+	size_t p = i, label = 0, dots = 0, label_start, at = 0, best = 0;
 
 	if (!is_local_char(in[i]) || (i > 0 && is_local_char(in[i - 1])))
 		return 0;
@@ -444,62 +472,73 @@ static size_t match_email(const char *in, size_t len, size_t i)
 	if (p == i || !at)
 		return 0;
 	p += at;
-	last_label_start = p;
-	label = 0;
-	while (p < len) {
-		char c = in[p];
+	label_start = p;
+	for (;;) {
+		bool end = p >= len || !(is_alnum(in[p]) || in[p] == '-');
 
-		if (is_alnum(c) || c == '-') {
+		if (!end) {
 			label++;
 			p++;
 			continue;
 		}
-		if (c == '.' && label > 0 && p + 1 < len && is_alnum(in[p + 1])) {
+		/* A label ends here: the domain may end with it. */
+		if (dots && label >= 2) {
+			bool alpha = true;
+
+			for (size_t k = label_start; k < p; k++)
+				alpha = alpha && is_alpha(in[k]);
+			if (alpha)
+				best = p;
+		}
+		if (p < len && in[p] == '.' && label > 0 && p + 1 < len && is_alnum(in[p + 1])) {
 			dots++;
 			label = 0;
 			p++;
-			last_label_start = p;
+			label_start = p;
 			continue;
 		}
 		break;
 	}
-	if (!dots || label < 2)
-		return 0;
-	for (size_t k = last_label_start; k < p; k++) {
-		if (!is_alpha(in[k]))
-			last_alpha = 0;
-	}
-	return last_alpha ? p - i : 0;
+	return best ? best - i : 0;
 }
 
 size_t redact_text(const char *in, size_t len, char *out, size_t out_cap)
 {
 	struct redact_out o = {.buf = out, .cap = out ? out_cap : 0, .len = 0};
-	size_t i = 0;
+	size_t i = 0, from = 0;
 
 	while (in && i < len) {
+		/* The recognizers see the text from the end of the last replacement on: what was
+		 * replaced does not glue to what follows it ("pi_1_secret_abcd.bob@example.com":
+		 * the address after the secret is still an address). A second pass over the output,
+		 * where a marker stands before it, then finds nothing more (fuzz_redact). */
+		const char *b = in + from;
+		size_t bl = len - from, bi = i - from;
 		size_t n, keep = 0, close = 0;
+		bool replaced = true;
 
-		if ((n = match_stripe_key(in, len, i, &keep)) ||
-		    (n = match_client_secret(in, len, i, &keep)) ||
-		    (n = match_auth(in, len, i, &keep))) {
+		if ((n = match_stripe_key(b, bl, bi, &keep)) ||
+		    (n = match_client_secret(b, bl, bi, &keep)) || (n = match_auth(b, bl, bi, &keep))) {
 			out_put(&o, in + i, keep);
 			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
-		} else if ((n = match_jwt(in, len, i))) {
+		} else if ((n = match_jwt(b, bl, bi))) {
 			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
-		} else if ((n = match_secret_field(in, len, i, &keep, &close))) {
+		} else if ((n = match_secret_field(b, bl, bi, &keep, &close))) {
 			out_put(&o, in + i, keep);
 			out_put(&o, REDACT_MARK, strlen(REDACT_MARK));
 			out_put(&o, in + i + n - close, close);
-		} else if ((n = match_card(in, len, i))) {
+		} else if ((n = match_card(b, bl, bi))) {
 			out_put(&o, REDACT_MARK_CARD, strlen(REDACT_MARK_CARD));
-		} else if ((n = match_email(in, len, i))) {
+		} else if ((n = match_email(b, bl, bi))) {
 			out_put(&o, REDACT_MARK_EMAIL, strlen(REDACT_MARK_EMAIL));
 		} else {
 			out_put(&o, in + i, 1);
 			n = 1;
+			replaced = false;
 		}
 		i += n;
+		if (replaced && !close)
+			from = i;
 	}
 	if (o.cap)
 		o.buf[o.len < o.cap ? o.len : o.cap - 1] = '\0';

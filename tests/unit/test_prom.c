@@ -48,6 +48,14 @@ static void test_escape_table(void **state)
 	    {"\\\"\n", "\\\\\\\"\\n", "\\\\\"\\n"},
 	    {"", "", ""},
 	    {"utf8 \xc3\xa9", "utf8 \xc3\xa9", "utf8 \xc3\xa9"},
+	    /* Not UTF-8 (a lone byte, a cut sequence, a surrogate, an overlong '/'): U+FFFD for
+	     * each byte, so that a strict scraper still takes the page (fuzz_prom). */
+	    {"a\xff" "b", "a\xef\xbf\xbd" "b", "a\xef\xbf\xbd" "b"},
+	    {"\xc3", "\xef\xbf\xbd", "\xef\xbf\xbd"},
+	    {"\xed\xa0\x80\"", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\\\"",
+	     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+	    {"\xc0\xaf\xf0\x9f\x98\x80", "\xef\xbf\xbd\xef\xbf\xbd\xf0\x9f\x98\x80",
+	     "\xef\xbf\xbd\xef\xbf\xbd\xf0\x9f\x98\x80"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -70,6 +70,9 @@ static const struct {
     {"/users/alice%40EXAMPLE.org?x=1", "/users/[REDACTED_EMAIL]?x=1"},
     {"{\"e\":\"fan\\u0040example.com\"}", "{\"e\":\"[REDACTED_EMAIL]\"}"},
     {"to=a.b%2Btag%40mail.example.net", "to=[REDACTED_EMAIL]"},
+    /* The domain ends at its last alphabetic TLD (an address glued to ".0042" was missed). */
+    {"bob@example.com.0042", "[REDACTED_EMAIL].0042"},
+    {"/u/alice@example.com.0000ple.com.17", "/u/[REDACTED_EMAIL].17"},
     /* Passwords, CVC and other secret-named fields: JSON, forms, queries, plain text. */
     {"{\"password\":\"hunter2\",\"user\":\"bob\"}", "{\"password\":\"[REDACTED]\",\"user\":\"bob\"}"},
     {"{\"password\": \"a\\\"b, c\", \"n\": 1}", "{\"password\": \"[REDACTED]\", \"n\": 1}"},
@@ -84,12 +87,20 @@ static const struct {
     {"{\"password\":{\"min\":8}}", "{\"password\":{\"min\":8}}"}, /* an object: its members */
     {"{\\\"password\\\":\\\"x1\\\"}", "{\\\"password\\\":\\\"[REDACTED]\\\"}"},
     {"passwords are long", "passwords are long"},
+    {"password=[x]&a=1", "password=[REDACTED]&a=1"}, /* a form value may start with '[' */
+    /* An address right before a field name is the e-mail's, not a name's (fuzz_redact). */
+    {"email=a%40b.io&password=x", "email=[REDACTED_EMAIL]&password=[REDACTED]"},
+    {"to=a%40b.iopassword=x", "to=[REDACTED_EMAIL]=x"},
     /* Stripe client secrets anywhere: the object id stays, the secret goes. */
     {"pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8HVhfZluoGH",
      "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_[REDACTED]"},
     {"cs=seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDTOCsyeDtyhkZc9yCU",
      "cs=seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_[REDACTED]"},
     {"pi_123_secret_", "pi_123_secret_"},
+    {"pi_1abc_secret_def12=45&x=1", "pi_1abc_secret_[REDACTED]&x=1"}, /* as a name (fuzz) */
+    {"pi_1abc_secret_def12%5D=314&x", "pi_1abc_secret_[REDACTED]&x"},
+    /* What follows a replacement starts afresh: the address after a secret (fuzz_redact). */
+    {"pi_1abc_secret_debc.bob_x%40example.com", "pi_1abc_secret_[REDACTED][REDACTED_EMAIL]"},
     /* JWTs anywhere, bearer and basic credentials in encoded forms. */
     {"session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTQyIn0.c2lnbmF0dXJl; Path=/",
      "session=[REDACTED]; Path=/"},
@@ -147,6 +158,16 @@ static void test_length_and_nul(void **state)
 	n = redact_text(in, sizeof(in) - 1, out, sizeof(out));
 	assert_int_equal(n, 6 + strlen("[REDACTED_CARD]"));
 	assert_memory_equal(out, "ab\0cd [REDACTED_CARD]", n + 1);
+	/* A NUL is no part of an address or a token: what follows it is still found (a NUL
+	 * before an e-mail hid it once: fuzz_redact). */
+	{
+		const char nul_mail[] = "x\0alice@example.com \0\0Bearer \0tok";
+		const char want[] = "x\0[REDACTED_EMAIL] \0\0Bearer \0tok";
+
+		n = redact_text(nul_mail, sizeof(nul_mail) - 1, out, sizeof(out));
+		assert_int_equal(n, sizeof(want) - 1);
+		assert_memory_equal(out, want, sizeof(want));
+	}
 	/* A card cut by len is not a card. */
 	n = redact_text(in, 6 + 12, out, sizeof(out));
 	assert_memory_equal(out, "ab\0cd 424242424242", n + 1);
