@@ -37,7 +37,8 @@ CLI_OBJS := $(patsubst src/%.c,$(OUT)/obj/%.o,$(CLI_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all clean deps test unit-tests demo vmtest bench pipeline-bench state-bench format vmlinux
+.PHONY: all clean deps test unit-tests asan-tests fuzzers fuzz demo vmtest bench pipeline-bench \
+	state-bench format vmlinux
 
 all: $(OUT)/bizprobe
 
@@ -93,6 +94,67 @@ $(STATE_BENCH): bench/state_bench.c $(OUT)/libbizprobe.a
 
 unit-tests: $(UNIT_BINS) $(PIPELINE_BENCH) $(STATE_BENCH)
 
+# ---- The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer (build/asan/):
+# every library object rebuilt with the sanitizers, so that what a test drives is checked, not
+# only the test. Any report stops the test (-fno-sanitize-recover). run-tests.sh runs them.
+SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OUT := $(OUT)/asan
+ASAN_LIB_OBJS := $(patsubst src/%.c,$(ASAN_OUT)/obj/%.o,$(LIB_SRCS))
+ASAN_UNIT_BINS := $(patsubst tests/unit/%.c,$(ASAN_OUT)/tests/%,$(UNIT_SRCS))
+
+$(ASAN_OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcard src/*/*.h)
+	$(call msg,CC-SAN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(ASAN_OUT)/libbizprobe.a: $(ASAN_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(ASAN_OUT)/tests/%: tests/unit/%.c $(ASAN_OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
+	$(call msg,CC-SAN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit $< $(ASAN_OUT)/libbizprobe.a $(LDLIBS) \
+		-lcmocka -o $@
+
+$(ASAN_OUT)/tests/test_http_memory: LDLIBS += -Wl,--wrap=calloc
+
+asan-tests: $(ASAN_UNIT_BINS)
+
+# ---- libFuzzer harnesses (tests/fuzz/fuzz_*.c, seeds in tests/fuzz/corpus/<harness>/), built
+# with clang (Debian's clang 14 and libclang-rt-14-dev) into build/fuzz/. `make fuzz FUZZ_S=N`
+# runs each for N seconds (scripts/fuzz.sh); run-tests.sh runs a short smoke of each.
+FUZZ_CC ?= clang
+FUZZ_S ?= 60
+# Warnings do not stop this build: gcc's build is the warning gate, and clang 14 warns of code
+# gcc accepts (designated-initializer tables, concatenated SQL literals).
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all -Wno-error
+FUZZ_OUT := $(OUT)/fuzz
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(FUZZ_SRCS))
+FUZZ_LIB_OBJS := $(patsubst src/%.c,$(FUZZ_OUT)/obj/%.o,$(LIB_SRCS))
+
+$(FUZZ_OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcard src/*/*.h)
+	$(call msg,CC-FUZZ,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_OUT)/libbizprobe.a: $(FUZZ_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_OUT)/%: tests/fuzz/%.c $(FUZZ_OUT)/libbizprobe.a tests/fuzz/fuzz_util.h
+	$(call msg,FUZZER,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/fuzz $< \
+		$(FUZZ_OUT)/libbizprobe.a $(LDLIBS) -o $@
+
+fuzzers: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	scripts/fuzz.sh $(FUZZ_S)
+
 pipeline-bench: $(PIPELINE_BENCH)
 	$(PIPELINE_BENCH)
 
@@ -109,7 +171,7 @@ BUILD = $(MAKE) --no-print-directory
 
 # The whole suite: unit, integration with real traced programs, end to end, VM kernel matrix.
 test: deps
-	$(Q)$(BUILD) all unit-tests
+	$(Q)$(BUILD) all unit-tests asan-tests fuzzers
 	scripts/run-tests.sh
 
 demo: deps
