@@ -7,7 +7,8 @@ set -euo pipefail
 
 BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev libyaml-dev clang-format
-	libcurl4-openssl-dev libjson-c-dev libsqlite3-dev)
+	libcurl4-openssl-dev libjson-c-dev libsqlite3-dev
+	libclang-rt-14-dev) # libFuzzer and clang's sanitizer runtimes (make fuzzers)
 TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
 	binutils prometheus-alertmanager)
 # depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.

@@ -2,6 +2,8 @@
 # The whole suite, as `make test` runs it (root needed for the BPF parts):
 #   deps        scripts/check-deps.py: every program the scripts run is installed by deps.sh
 #   unit        every build/tests/test_* (cmocka)
+#   sanitizers  every build/asan/tests/test_*: the unit tests under ASan+UBSan (make asan-tests)
+#   fuzz        scripts/fuzz.sh 10: each libFuzzer harness for 10 s (make fuzzers)
 #   deploy      tests/deploy/test_*.py: promtool checks and unit tests of deploy/prometheus, the
 #               shipped configurations in a real Prometheus, the dashboards' structure (no root)
 #   integration tests/integration/test_*.py against real Node, Python and curl processes
@@ -65,6 +67,17 @@ echo "== deploy"
 for t in tests/deploy/test_*.py; do
 	run "deploy/$(basename "$t" .py)" /usr/bin/python3 "$t"
 done
+
+echo "== sanitizers (unit tests under ASan+UBSan)"
+for t in build/asan/tests/test_*; do
+	[ -x "$t" ] || continue
+	# halt_on_error: a report fails the test even where a test forks; leaks are reports too.
+	run "asan/$(basename "$t")" env ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$t"
+done
+echo "== fuzz smoke (each harness 10 s; make fuzz FUZZ_S=N for longer)"
+run "fuzz/smoke" scripts/fuzz.sh 10
+grep -E '^fuzz ' "$logdir/fuzz_smoke.log" | sed 's/^/   /'
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "run-tests: the integration, e2e and VM tests need root (BPF); run as root" >&2
