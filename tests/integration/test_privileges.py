@@ -46,7 +46,9 @@ class PrivilegesTest(unittest.TestCase):
             finally:
                 p.terminate()
                 p.wait(30 * SLOW)
-        self.assertIn('"path":"/size/3"', got)
+        # The path as its route template (issue 16); the size tells the exchange.
+        self.assertIn('"path":"/size/{id}"', got)
+        self.assertIn('"resp_bytes":3,', got)
         self.assertIn('"role":"server"', got)
 
     def test_each_missing_capability_is_named(self):
