@@ -37,6 +37,7 @@ ALLOWED = {
     "red": "a word in this script's own docstring",
     "route": "a rules file's route key and Alertmanager's route, in tests",
     "view": "a product view in examples/python-shop/traffic.py",
+    "sqlite3": "a pkg-config module in the Makefile (libsqlite3-dev) and Python's module",
 }
 
 
