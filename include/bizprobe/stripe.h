@@ -35,7 +35,13 @@ struct stripe_config {
 	bool untracked_users;
 	const char *const *user_keys;
 	unsigned n_user_keys;
+	/* Key of the digests that stand for Stripe ids in the stage's tables (STRIPE_ID_KEY_LEN
+	 * bytes): a key that lasts across restarts lets a snapshot be restored; NULL: one drawn
+	 * for the process. */
+	const uint8_t *id_key;
 };
+
+#define STRIPE_ID_KEY_LEN 32
 
 /* Not thread-safe: feed it from one thread (the main loop). */
 struct stripe_semantics;
@@ -57,6 +63,17 @@ void stripe_semantics_tick(struct stripe_semantics *s, time_t wall_now);
 
 /* Counts every pending attempt now with its pending status (shutdown, tests). */
 void stripe_semantics_flush(struct stripe_semantics *s);
+
+/*
+ * What the stage remembers (webhook evt_ ids and attempts counted, for dedupe; payment intents
+ * pending; subscriptions and their MRR; refunds, disputes), as a malloc'd byte string for the
+ * state store. Stripe ids appear in it only as digests under cfg.id_key, never as text.
+ * restore adds a snapshot to a fresh stage made with the same id_key (restoring into one that
+ * has seen traffic keeps what it has for the same ids) and emits the MRR and pending gauges
+ * again. Returns 0, -ENOMEM; restore -EPROTO for a snapshot of another format (not restored).
+ */
+int stripe_semantics_snapshot(const struct stripe_semantics *s, void **data, size_t *len);
+int stripe_semantics_restore(struct stripe_semantics *s, const void *data, size_t len);
 
 /* Diagnostics (not exported as business metrics). */
 struct stripe_stats {

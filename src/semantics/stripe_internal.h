@@ -16,10 +16,12 @@
  * Bounded map from string ids to fixed-size values, least recently used evicted first.
  */
 struct stripe_lru;
-typedef void (*stripe_lru_evict_cb)(const char *key, void *value, void *ctx);
+typedef void (*stripe_lru_evict_cb)(void *value, void *ctx);
 
+/* key: the 32-byte key of the id digests (STRIPE_ID_KEY_LEN); NULL: one drawn for the process,
+ * so that nothing exported can be imported by another process. */
 struct stripe_lru *stripe_lru_new(unsigned capacity, size_t value_size, stripe_lru_evict_cb cb,
-				  void *ctx);
+				  void *ctx, const uint8_t *key);
 /* Frees without calling the eviction callback. */
 void stripe_lru_free(struct stripe_lru *l);
 /* Value of key (marked most recently used) or NULL. */
@@ -30,8 +32,13 @@ void *stripe_lru_put(struct stripe_lru *l, const char *key, bool *created);
 void stripe_lru_remove(struct stripe_lru *l, const char *key);
 unsigned stripe_lru_size(const struct stripe_lru *l);
 /* Calls fn on each entry, oldest first; fn returns true to remove the entry (after the call). */
-void stripe_lru_sweep(struct stripe_lru *l, bool (*fn)(const char *key, void *value, void *ctx),
-		      void *ctx);
+void stripe_lru_sweep(struct stripe_lru *l, bool (*fn)(void *value, void *ctx), void *ctx);
+/* The entries as (digest, value) records, oldest first, into out (export_size bytes); import
+ * adds such records (entries already present keep their value; the table's capacity and
+ * eviction apply). Values are copied as bytes: only for plain structs without pointers. */
+size_t stripe_lru_export_size(const struct stripe_lru *l);
+size_t stripe_lru_export(const struct stripe_lru *l, uint8_t *out);
+int stripe_lru_import(struct stripe_lru *l, const uint8_t *in, size_t len);
 
 /* Payment attempt statuses, the values of the status label. */
 enum stripe_attempt_status {
@@ -133,7 +140,8 @@ void stripe_payment_error_seen(struct stripe_semantics *s, struct json_val err,
 			       const char *idempotency_key, const char *req_currency);
 size_t stripe_intent_size(void);
 void stripe_payments_expire(struct stripe_semantics *s, bool all);
-void stripe_intent_evicted(const char *key, void *value, void *ctx);
+void stripe_intent_evicted(void *value, void *ctx);
+void stripe_payments_restored(struct stripe_semantics *s);
 
 /* Subscriptions (stripe_subscriptions.c). */
 void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
@@ -141,7 +149,8 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur);
 size_t stripe_subscription_size(void);
 double stripe_subscription_mrr_minor(struct json_val sub, bool *ok);
-void stripe_subscription_evicted(const char *key, void *value, void *ctx);
+void stripe_subscription_evicted(void *value, void *ctx);
+void stripe_subscriptions_restored(struct stripe_semantics *s);
 
 /* Refunds and disputes (stripe_semantics.c). */
 void stripe_refund_seen(struct stripe_semantics *s, struct json_val refund);

@@ -336,7 +336,7 @@ struct expire_ctx {
 	bool all;
 };
 
-static bool expire_cb(const char *key, void *value, void *ctx)
+static bool expire_cb(void *value, void *ctx)
 {
 	struct expire_ctx *e = ctx;
 	struct stripe_intent *rec = value;
@@ -358,12 +358,32 @@ void stripe_payments_expire(struct stripe_semantics *s, bool all)
 	stripe_lru_sweep(s->intents, expire_cb, &e);
 }
 
-void stripe_intent_evicted(const char *key, void *value, void *ctx)
+void stripe_intent_evicted(void *value, void *ctx)
 {
 	struct stripe_intent *rec = value;
 
 	if (rec->pending)
 		flush_one(ctx, rec);
+}
+
+static bool count_restored(void *value, void *ctx)
+{
+	struct stripe_semantics *s = ctx;
+	struct stripe_intent *rec = value;
+
+	if (rec->pending) {
+		pending_count(s, rec->pending, rec->currency, 1);
+		s->stats.pending++;
+	}
+	return false;
+}
+
+/* After a restore: the pending gauge (and its count) from the intents restored. */
+void stripe_payments_restored(struct stripe_semantics *s)
+{
+	s->n_pending_totals = 0;
+	s->stats.pending = 0;
+	stripe_lru_sweep(s->intents, count_restored, s);
 }
 
 size_t stripe_intent_size(void)

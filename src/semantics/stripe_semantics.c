@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Stripe semantics: outbound API exchanges, object dispatch, refunds and disputes. Payments live in stripe_payments.c, subscriptions in stripe_subscriptions.c,
- * webhooks in webhook.c.
+ * Stripe semantics: outbound API exchanges, object dispatch, refunds and disputes. Payments live in
+ * stripe_payments.c, subscriptions in stripe_subscriptions.c, webhooks in webhook.c.
  *
  * Event labels never carry ids, e-mails, keys or card data: only status words, ISO currencies,
  * Stripe error codes (charset- and length-checked), event types from a fixed list, templated
@@ -70,13 +70,14 @@ struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 	tracked = cfg->max_tracked ? cfg->max_tracked : 65536;
 	max_subs = cfg->max_subscriptions ? cfg->max_subscriptions : 262144;
 
-	s->events = stripe_lru_new(tracked, 1, NULL, NULL);
-	s->attempts_seen = stripe_lru_new(tracked, 1, NULL, NULL);
-	s->intents = stripe_lru_new(tracked, stripe_intent_size(), stripe_intent_evicted, s);
-	s->subs =
-	    stripe_lru_new(max_subs, stripe_subscription_size(), stripe_subscription_evicted, s);
-	s->refunds_seen = stripe_lru_new(tracked, 1, NULL, NULL);
-	s->disputes_seen = stripe_lru_new(tracked, 1, NULL, NULL);
+	s->events = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
+	s->attempts_seen = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
+	s->intents =
+	    stripe_lru_new(tracked, stripe_intent_size(), stripe_intent_evicted, s, cfg->id_key);
+	s->subs = stripe_lru_new(max_subs, stripe_subscription_size(), stripe_subscription_evicted,
+				 s, cfg->id_key);
+	s->refunds_seen = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
+	s->disputes_seen = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
 	if (!s->events || !s->attempts_seen || !s->intents || !s->subs || !s->refunds_seen ||
 	    !s->disputes_seen)
 		goto fail;
@@ -271,8 +272,8 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 
 		req_cur[0] = '\0';
 		if (!ex->req.body_truncated && ex->req.body)
-			form_urlencoded_get((const char *)ex->req.body, ex->req.body_len, "currency",
-					req_cur, sizeof(req_cur));
+			form_urlencoded_get((const char *)ex->req.body, ex->req.body_len,
+					    "currency", req_cur, sizeof(req_cur));
 		stripe_payment_error_seen(s, stripe_json_obj(json_doc_root(body), "error"), idem,
 					  req_cur[0] ? req_cur : NULL);
 	} else if (ex->status >= 200 && ex->status <= 299) {

@@ -215,7 +215,7 @@ void stripe_subscription_seen(struct stripe_semantics *s, struct json_val sub,
 
 /* The table is full: a subscription we may still be paid for is forgotten, and the gauge drops
  * by its MRR. Counted, since the gauge alone cannot tell that from a cancellation. */
-void stripe_subscription_evicted(const char *key, void *value, void *ctx)
+void stripe_subscription_evicted(void *value, void *ctx)
 {
 	struct stripe_semantics *s = ctx;
 	struct stripe_sub *rec = value;
@@ -223,6 +223,26 @@ void stripe_subscription_evicted(const char *key, void *value, void *ctx)
 	if (rec->contributing)
 		s->stats.subscriptions_evicted++;
 	drop_contribution(s, rec);
+}
+
+static bool add_restored(void *value, void *ctx)
+{
+	struct stripe_semantics *s = ctx;
+	struct stripe_sub *rec = value;
+
+	if (rec->contributing) {
+		mrr_apply(s, rec->currency, rec->mrr, 1);
+		s->stats.subscriptions++;
+	}
+	return false;
+}
+
+/* After a restore: the MRR totals (and the gauge) from the subscriptions restored. */
+void stripe_subscriptions_restored(struct stripe_semantics *s)
+{
+	s->n_mrr_totals = 0;
+	s->stats.subscriptions = 0;
+	stripe_lru_sweep(s->subs, add_restored, s);
 }
 
 struct stripe_mrr_total *stripe_mrr_total(struct stripe_semantics *s, const char *cur)
