@@ -32,6 +32,10 @@ struct cli_opts {
 	unsigned processing_timeout_s; /* 0: the semantics' default */
 	const char *rules_file; /* --rules: business events from the app's own traffic */
 	const char *salt_file;	/* where a generated USER_TRACKING_SALT is kept */
+	/* The state stage (src/cli/run_state.c) */
+	const char *state_dir;	     /* --state-dir; NULL: one per target under /var/lib/bizprobe */
+	const char *report_currency; /* --report-currency: the summary's MRR currency */
+	const char *forget_user;     /* state forget --user */
 	/* Sentry (src/cli/run_sentry.c) */
 	const char *sentry_hosts[8]; /* --sentry-host: the app's Sentry besides *.sentry.io */
 	size_t n_sentry_hosts;
@@ -67,5 +71,6 @@ struct rules *cli_load_rules(const char *path, const char *namespace_);
 int cmd_trace(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ int main(int argc, char **argv)
 		return strcmp(cmd, "trace") == 0 ? cmd_trace(argc - 1, argv + 1)
 						  : cmd_run(argc - 1, argv + 1);
 	}
+	if (strcmp(cmd, "state") == 0)
+		return cmd_state(argc - 1, argv + 1);
 	if (strcmp(cmd, "rules") == 0)
 		return cmd_rules(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -19,7 +19,9 @@ void cli_usage(FILE *out)
 		"                 [--namespace NAME] [--tls-cert FILE --tls-key FILE]\n"
 		"                 [--webhook-secret-file FILE] [--stripe-host HOST]...\n"
 		"                 [--rules FILE] [--salt-file FILE] [--sentry-host HOST]...\n"
-		"                 [--sentry-dsn DSN] [options]\n"
+		"                 [--sentry-dsn DSN] [--state-dir DIR] [--report-currency CUR]\n"
+		"                 [options]\n"
+		"  bizprobe state forget --user ID [--state-dir DIR] [--salt-file FILE]\n"
 		"  bizprobe rules check FILE\n"
 		"  bizprobe rules test --rules FILE [--namespace NAME] < trace.jsonl\n"
 		"  bizprobe version\n"
@@ -45,13 +47,20 @@ void cli_usage(FILE *out)
 		"  --processing-timeout S  likewise for processing (default 259200)\n"
 		"  --rules FILE       business events from the app's requests (YAML; SIGHUP reloads)\n"
 		"  --salt-file FILE   keeps a generated user-pseudonym salt when USER_TRACKING_SALT\n"
-		"                     is unset (default /var/lib/bizprobe/salt)\n"
+		"                     is unset (default: salt in the --state-dir given, else\n"
+		"                     /var/lib/bizprobe/salt)\n"
+		"  --state-dir DIR    the KPIs' memory (SQLite), counters, MRR and webhook dedupe\n"
+		"                     across restarts; one run per directory (default: one\n"
+		"                     directory per traced target under /var/lib/bizprobe)\n"
+		"  --report-currency CUR  the currency of summary.monthlyRecurringRevenue in\n"
+		"                     /api/admin/metrics (default USD)\n"
 		"  --sentry-host HOST the app's Sentry, besides *.sentry.io and the host of the\n"
 		"                     SENTRY_DSN in its environment (repeatable): counted in\n"
 		"                     sentry_errors_total\n"
 		"  --sentry-dsn DSN   report failed business flows to this Sentry project (or\n"
 		"                     SENTRY_DSN in bizprobe's environment, which ps does not show)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
+		"  ADMIN_API_TOKEN (bearer token for /api/admin/metrics),\n"
 		"  STRIPE_WEBHOOK_SECRET, ENABLE_BUSINESS_METRICS=false (exports only bizprobe_*),\n"
 		"  USER_TRACKING_SALT, ENABLE_USER_TRACKING=false (no user is identified)\n"
 		"options:\n"
@@ -91,6 +100,13 @@ enum {
 	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT, OPT_RAW_PATHS,
 };
 
+/* The state stage's (src/cli/run_state.c). */
+enum {
+	OPT_STATE_DIR = 3000,
+	OPT_REPORT_CURRENCY,
+	OPT_USER,
+};
+
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 {
 	static const struct option longopts[] = {
@@ -115,6 +131,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"processing-timeout", required_argument, NULL, OPT_PROCESSING_TIMEOUT},
 		{"rules", required_argument, NULL, OPT_RULES},
 		{"salt-file", required_argument, NULL, OPT_SALT_FILE},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"report-currency", required_argument, NULL, OPT_REPORT_CURRENCY},
+		{"user", required_argument, NULL, OPT_USER},
 		{"sentry-host", required_argument, NULL, OPT_SENTRY_HOST},
 		{"sentry-dsn", required_argument, NULL, OPT_SENTRY_DSN},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
@@ -225,6 +244,21 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		case OPT_RULES:
 			o->rules_file = optarg;
 			break;
+		case OPT_STATE_DIR:
+			o->state_dir = optarg;
+			break;
+		case OPT_REPORT_CURRENCY:
+			if (strlen(optarg) != 3 || strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3) {
+				fprintf(stderr, "bizprobe %s: --report-currency takes an ISO code in "
+						"capitals (USD, EUR)\n",
+					cmd);
+				return -EINVAL;
+			}
+			o->report_currency = optarg;
+			break;
+		case OPT_USER:
+			o->forget_user = optarg;
+			break;
 		case OPT_SALT_FILE:
 			o->salt_file = optarg;
 			break;
@@ -266,7 +300,8 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (!o->capture.n_pids && !o->capture.n_exes) {
+	/* `state forget` works on stored state: it traces nothing. */
+	if (!o->capture.n_pids && !o->capture.n_exes && strncmp(cmd, "state", 5)) {
 		fprintf(stderr, "bizprobe %s: select processes with --pid PID or --exe PATH\n", cmd);
 		return -EINVAL;
 	}

@@ -19,9 +19,10 @@
 #include "cli.h"
 #include "run_rules.h"
 #include "run_sentry.h"
+#include "run_state.h"
 
 #define DEFAULT_LISTEN	   "127.0.0.1:9464"
-#define DEFAULT_SALT_FILE "/var/lib/bizprobe/salt"
+#define DEFAULT_SALT_FILE STATE_DEFAULT_DIR "/salt"
 #define SECRET_MAX 256
 
 /* Seconds one exchange spends in the semantics stage: well under a millisecond normally. */
@@ -42,14 +43,16 @@ struct run_ctx {
 	struct rules_env rules_env;
 	bool trace_lines;
 	struct run_sentry *sentry; /* the app's Sentry reports; failed flows to bizprobe's DSN */
+	struct run_state *state;   /* NULL when the default state directory is busy */
 };
 
-/* Every business event goes to each consumer: the metrics stage (later the state too). */
+/* Every business event goes to each consumer: the metrics stage, the state, Sentry. */
 static void on_event(const struct business_event *ev, void *ctx)
 {
 	struct run_ctx *r = ctx;
 
 	business_metrics_on_event(ev, r->bm);
+	run_state_on_event(r->state, ev);
 	run_sentry_on_event(ev, r->sentry);
 }
 
@@ -96,15 +99,20 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 	capture_session_get_stats(cs, &c);
 	http_tracker_get_stats(ht, &h);
 	self_metrics_update(r->self, &c, &h);
-	if (r->stripe)
+	if (r->stripe) {
+		struct stripe_stats ss;
+
 		stripe_semantics_tick(r->stripe, time(NULL));
+		stripe_semantics_get_stats(r->stripe, &ss);
+		self_metrics_update_stripe(r->self, &ss);
+	}
+	run_state_tick(r->state, final);
 	run_sentry_tick(r->sentry);
 	if (r->rules) {
 		if (cli_take_reload_request())
 			run_rules_reload(r->rules);
 		run_rules_publish(r->rules);
 	}
-	(void)final;
 }
 
 /* The signing secret comes from a file (a mounted Kubernetes Secret) or the environment, never
@@ -195,7 +203,7 @@ static bool env_false(const char *name)
  * cannot turn that off, and saying so beats silently ignoring it. */
 static int setup_identity(struct run_ctx *r, const struct cli_opts *o)
 {
-	char err[512] = "";
+	char err[512] = "", salt_file[4096];
 
 	if (env_false("ANONYMIZE_USER_DATA"))
 		fprintf(stderr, "bizprobe run: ANONYMIZE_USER_DATA=false is ignored: users are "
@@ -206,13 +214,39 @@ static int setup_identity(struct run_ctx *r, const struct cli_opts *o)
 	if (r->untracked_users)
 		fprintf(stderr, "bizprobe run: ENABLE_USER_TRACKING=false: events count, no user is "
 				"identified\n");
+	/* The salt lives with the pseudonyms it made: in the --state-dir given. */
+	snprintf(salt_file, sizeof(salt_file), "%s%s", o->state_dir ? o->state_dir : DEFAULT_SALT_FILE,
+		 o->state_dir ? "/salt" : "");
 	r->pseudonymizer = pseudonymizer_new(getenv("USER_TRACKING_SALT"),
-					     o->salt_file ? o->salt_file : DEFAULT_SALT_FILE, err,
+					     o->salt_file ? o->salt_file : salt_file, err,
 					     sizeof(err));
 	if (!r->pseudonymizer) {
 		fprintf(stderr, "bizprobe run: %s\n", err);
 		return -1;
 	}
+	return 0;
+}
+
+/* The state stage: an explicit --state-dir that cannot be used stops the run; the default
+ * directory held by another run of the same targets leaves this one without state. */
+static int start_state(struct run_ctx *r, const struct cli_opts *o)
+{
+	const char *ns = o->namespace_ ? o->namespace_ : "direct_fan";
+	char dir[4096];
+	bool fatal = true;
+
+	if (run_state_dir(o, ns, dir, sizeof(dir))) {
+		fprintf(stderr, "bizprobe run: --state-dir too long\n");
+		return -1;
+	}
+	r->state = run_state_new(dir, o->state_dir != NULL, ns, o->report_currency, r->reg,
+				 r->stripe, &fatal);
+	if (!r->state && fatal)
+		return -1;
+	run_state_restore_stripe(r->state);
+	if (!r->state)
+		fprintf(stderr, "bizprobe run: going on without state: no KPIs, counters start "
+				"from 0\n");
 	return 0;
 }
 
@@ -223,6 +257,7 @@ int cmd_run(int argc, char **argv)
 	struct metrics_server *srv = NULL;
 	struct metrics_server_config sc = {0};
 	char secret[SECRET_MAX];
+	uint8_t stripe_id_key[STRIPE_ID_KEY_LEN];
 	int rc = cli_parse("run", argc, argv, &o);
 
 	if (rc)
@@ -263,6 +298,8 @@ int cmd_run(int argc, char **argv)
 			goto cleanup;
 		scfg.pseudonymizer = r.pseudonymizer;
 		scfg.untracked_users = r.untracked_users;
+		run_state_stripe_key(r.pseudonymizer, stripe_id_key);
+		scfg.id_key = stripe_id_key;
 		if (o.rules_file) {
 			r.rules = run_rules_new(o.rules_file, bcfg.namespace, r.reg);
 			if (!r.rules) {
@@ -295,6 +332,10 @@ int cmd_run(int argc, char **argv)
 	r.self = self_metrics_new(r.reg);
 	if (!r.self)
 		goto cleanup;
+	if (r.bm && start_state(&r, &o)) {
+		rc = 2;
+		goto cleanup;
+	}
 
 	sc.listen = o.listen ? o.listen : DEFAULT_LISTEN;
 	sc.token = getenv("METRICS_AUTH_TOKEN");
@@ -302,6 +343,11 @@ int cmd_run(int argc, char **argv)
 		sc.token = NULL;
 	sc.tls_cert_path = o.tls_cert;
 	sc.tls_key_path = o.tls_key;
+	if (r.state) {
+		sc.admin_token = getenv("ADMIN_API_TOKEN");
+		sc.admin = run_state_admin;
+		sc.admin_ctx = r.state;
+	}
 	if (metrics_server_start(r.reg, &sc, &srv)) {
 		fprintf(stderr, "bizprobe run: cannot serve metrics on %s (address in use? bad "
 				"certificate?)\n",
@@ -313,6 +359,7 @@ int cmd_run(int argc, char **argv)
 	rc = cli_pipeline_run(&o, on_exchange, on_tick, &r);
 cleanup:
 	metrics_server_stop(srv);
+	run_state_free(r.state);
 	run_sentry_free(r.sentry);
 	stripe_semantics_free(r.stripe);
 	run_rules_free(r.rules);
