@@ -143,5 +143,8 @@ void business_metrics_free(struct business_metrics *bm);
 void business_metrics_on_event(const struct business_event *ev, void *bm);
 /* Events whose rule metric could not be registered (a name clash with another family). */
 uint64_t business_metrics_rejected(const struct business_metrics *bm);
+/* Registers the family a rule declares before its first event: a restart's stored counters
+ * are restored into it at once. -EEXIST when a family of that name has another shape. */
+int business_metrics_declare(struct business_metrics *bm, const struct biz_metric_spec *spec);
 
 #endif

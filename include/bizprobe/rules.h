@@ -45,6 +45,8 @@ struct rules *rules_load_buffer(const char *name, const char *text, size_t len,
 				void *ctx);
 void rules_free(struct rules *r);
 unsigned rules_count(const struct rules *r); /* events declared */
+/* The metric the i-th event declares (NULL: none, or i out of range). Valid as long as r. */
+const struct biz_metric_spec *rules_metric(const struct rules *r, unsigned i);
 /* The file's user_keys: metadata keys that name the user of a Stripe object (NULL, *n = 0 when
  * the file has none: the caller's defaults apply). Valid as long as r. */
 const char *const *rules_user_keys(const struct rules *r, unsigned *n);

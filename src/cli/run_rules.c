@@ -39,6 +39,7 @@ struct run_rules {
 	struct metrics_family *counter[N_COUNTERS];
 	struct metrics_family *reloads; /* {outcome} */
 	struct metrics_family *loaded;	/* events declared by the rules in force */
+	struct business_metrics *bm;	/* where the rules' families are declared */
 };
 
 static uint64_t stat_at(const struct rules_stats *s, size_t off)
@@ -138,7 +139,18 @@ void run_rules_reload(struct run_rules *rr)
 	rr->rules = next;
 	metrics_inc(rr->reloads, (const char *const[]){"ok"});
 	metrics_set(rr->loaded, NULL, rules_count(next));
+	run_rules_declare(rr, rr->bm);
 	fprintf(stderr, "bizprobe run: %s: reloaded, %u events\n", rr->path, rules_count(next));
+}
+
+void run_rules_declare(struct run_rules *rr, struct business_metrics *bm)
+{
+	rr->bm = bm;
+	if (!bm)
+		return;
+	/* A clash is the rule's own problem: its events are rejected and counted when they come. */
+	for (unsigned i = 0; i < rules_count(rr->rules); i++)
+		business_metrics_declare(bm, rules_metric(rr->rules, i));
 }
 
 void run_rules_publish(struct run_rules *rr)

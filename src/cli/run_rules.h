@@ -21,6 +21,9 @@ void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
 		    const struct http_exchange *ex, uint64_t wall_ns);
 /* Loads the file again; on an error the rules in force stay and the failure is counted. */
 void run_rules_reload(struct run_rules *rr);
+/* Registers the families the rules declare with bm, now and after every reload, so that they
+ * exist (and resume their stored values) before their first event. */
+void run_rules_declare(struct run_rules *rr, struct business_metrics *bm);
 /* The user_keys of the rules loaded first (NULL when the file names none). */
 const char *const *run_rules_user_keys(const struct run_rules *rr, unsigned *n);
 /* Publishes the rules' statistics as counters (from the tick). */

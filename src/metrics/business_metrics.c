@@ -287,6 +287,13 @@ static struct metrics_family *rule_family(struct business_metrics *bm,
 	return f;
 }
 
+int business_metrics_declare(struct business_metrics *bm, const struct biz_metric_spec *spec)
+{
+	if (!bm || !spec)
+		return -EINVAL;
+	return rule_family(bm, spec) ? 0 : -EEXIST;
+}
+
 static void rule_event(struct business_metrics *bm, const struct business_event *ev)
 {
 	const struct biz_metric_spec *spec = ev->metric;

@@ -237,6 +237,11 @@ unsigned rules_count(const struct rules *r)
 	return r ? r->n_events : 0;
 }
 
+const struct biz_metric_spec *rules_metric(const struct rules *r, unsigned i)
+{
+	return r && i < r->n_events ? r->events[i].metric : NULL;
+}
+
 static void rules_event_free(struct rules_event *ev)
 {
 	free(ev->name);
