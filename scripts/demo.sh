@@ -48,10 +48,10 @@ STRIPE_WEBHOOK_SECRET=$(. "$RUN/secrets.env" && echo "$STRIPE_WEBHOOK_SECRET")
 
 # One bizprobe: metrics for Prometheus, and the live exchange view on stdout.
 # The rules file turns the app's own requests (registrations, views, funnels, ...) into events;
-# users are pseudonymized under a salt kept in the run dir.
+# users are pseudonymized under a salt kept in the state dir (KPIs, counters, MRR).
 STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET METRICS_AUTH_TOKEN=$TOKEN \
 	build/bizprobe run --pid "$app_pid" --listen "$LISTEN" --trace --action-timeout 10 \
-	--rules examples/rules/fan-platform.yaml --salt-file "$RUN/salt" &
+	--rules examples/rules/fan-platform.yaml --state-dir "$RUN/state" &
 pids+=($!)
 for _ in $(seq 1 100); do
 	curl -sf "http://$LISTEN/healthz" >/dev/null 2>&1 && break

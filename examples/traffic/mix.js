@@ -129,6 +129,8 @@ function observeEngagement(seconds) {
   add('content_engagement_duration_seconds_bucket', { le: '+Inf' });
 }
 const payers = new Set(); // metadata[fan_id] of succeeded PaymentIntents
+const stripeUsers = new Set(); // metadata[fan_id] of every PaymentIntent and Subscription
+const converted = new Set(); // payers and the fans of new subscriptions
 const activeSubs = new Map(); // sub id -> { currency, mrr }
 const seenCurrenciesMrr = new Set();
 const counts = {};
@@ -174,13 +176,18 @@ function truth(final, checks) {
 // Counts of the users behind this run's traffic (for KPIs built on user pseudonyms): registered
 // by role; identified = distinct users that sent at least one request with their token (any
 // route, the registration itself excluded: it has no token yet), by role; paying = distinct
-// metadata[fan_id] of the PaymentIntents counted as succeeded.
+// metadata[fan_id] of the PaymentIntents counted as succeeded; known = distinct users that any
+// business event names (the registered ones and every metadata[fan_id], a guest's 'fan_anon'
+// included), by role (users only Stripe names have none); converted = distinct users with a
+// succeeded payment or a new subscription.
 function userCounts() {
   const byRole = (set) => ({ creator: users.creator.filter((u) => set.has(u.id)).length,
     fan: users.fan.filter((u) => set.has(u.id)).length });
   const idSet = new Set(identified);
+  const known = new Set([...users.creator, ...users.fan].map((u) => u.id).concat([...stripeUsers]));
   return { registered: { creator: users.creator.length, fan: users.fan.length },
-    identified: { total: idSet.size, ...byRole(idSet) }, paying: payers.size };
+    identified: { total: idSet.size, ...byRole(idSet) }, paying: payers.size,
+    known: { total: known.size, ...byRole(known) }, converted: converted.size };
 }
 function writeTruth(final, checks) {
   const text = JSON.stringify(truth(final, checks), null, 2) + '\n';
@@ -321,6 +328,7 @@ async function tip({ amount, currency, pm, inject = null, doubleSubmit = false, 
   const payer = guest || !fan ? null : fan;
   if (!payer) body.fan_id = fan ? fan.id : 'fan_anon';
   const fanId = payer ? payer.id : body.fan_id;
+  stripeUsers.add(fanId);
   if (inject) body.inject = inject;
   if (doubleSubmit) body.idempotency_key = `tip-${opt.seed}-${crypto.randomBytes(6).toString('hex')}`;
   const r = await asUser(payer, 'POST', '/api/tips', body);
@@ -345,6 +353,7 @@ async function tip({ amount, currency, pm, inject = null, doubleSubmit = false, 
   event(`payment_${out.status}`);
   if (out.status === 'succeeded') {
     payers.add(fanId);
+    converted.add(fanId);
     add('payment_amounts_sum', { currency: cur }, major(amount, cur));
     add('payment_amounts_count', { currency: cur });
     tipsOk.push({ pi, charge: r.body.latest_charge, currency: cur, amount, refunded: 0 });
@@ -373,6 +382,8 @@ async function subscribe({ currency, unitAmount, interval, intervalCount = 1, qu
   const body = { currency: currency.toLowerCase(), unit_amount: unitAmount, interval, interval_count: intervalCount, quantity,
     creator_id: users.creator.length ? pick(users.creator).id : 'creator_seed', tier: pick(['bronze', 'silver', 'gold']) };
   if (!fan) body.fan_id = 'fan_anon';
+  const fanId = fan ? fan.id : body.fan_id;
+  stripeUsers.add(fanId);
   const r = await asUser(fan, 'POST', '/api/subscriptions', body);
   expectStatus(`subscribe ${interval}`, r, 201);
   if (r.body.status !== 'active') throw new Mismatch(`subscription status ${r.body.status}`);
@@ -381,6 +392,7 @@ async function subscribe({ currency, unitAmount, interval, intervalCount = 1, qu
   api('/v1/subscriptions', 'POST', 200);
   add('subscriptions_created_total', {});
   event('subscription_created');
+  converted.add(fanId);
   activeSubs.set(r.body.subscription, { currency: cur, mrr: mrrOf(unitAmount, quantity, interval, intervalCount, cur) });
   seenCurrenciesMrr.add(cur);
   webhook('customer.subscription.created', 'processed', r.body.subscription);

@@ -41,6 +41,7 @@ RULE_FAMILIES = ["%s_%s" % (NS, f) for f in (
 FAMILIES = STRIPE_FAMILIES + RULE_FAMILIES
 ACTION_TIMEOUT_S = 2
 TOKEN = "e2e-" + os.urandom(8).hex()
+ADMIN_TOKEN = "e2e-admin-" + os.urandom(8).hex()
 
 
 def read_env(path):
@@ -63,6 +64,24 @@ def http_get(url, token=None, timeout=10):
         return e.code, e.read().decode()
 
 
+def cumulative(truths):
+    """The ground truth of several mixes on one platform: counters add up, and so does MRR (each
+    mix reports the subscriptions it left active, and cancels only its own)."""
+    total = {}
+    for truth in truths:
+        for s in truth["samples"]:
+            key = (s["name"], tuple(sorted(s["labels"].items())))
+            total[key] = total.get(key, 0) + s["value"]
+    return {"complete": truths[-1]["complete"],
+            "samples": [{"name": k[0], "labels": dict(k[1]), "value": round(v, 6)}
+                        for k, v in total.items()]}
+
+
+def sum_samples(truth, name, **labels):
+    return sum(s["value"] for s in truth["samples"] if s["name"] == name and
+               all(s["labels"].get(k) == v for k, v in labels.items()))
+
+
 def run_mix(expect_path):
     subprocess.run([DEMO_ENV, "exec", "node", MIX, "--expect", expect_path], check=True,
                    timeout=300 * SLOW, stdout=subprocess.DEVNULL)
@@ -80,26 +99,36 @@ class StripeE2E(unittest.TestCase):
         cls.app_pid = int(open(os.path.join(RUN_DIR, "app.pid")).read())
         cls.secret = read_env(os.path.join(RUN_DIR, "secrets.env"))["STRIPE_WEBHOOK_SECRET"]
         cls.port = free_port()
-        env = dict(os.environ, STRIPE_WEBHOOK_SECRET=cls.secret, METRICS_AUTH_TOKEN=TOKEN)
-        env.pop("USER_TRACKING_SALT", None)
         cls.stderr_path = os.path.join(cls.tmp, "bizprobe.stderr")
         cls.stdout_path = os.path.join(cls.tmp, "bizprobe.stdout")
-        cls.salt_file = os.path.join(cls.tmp, "state", "salt")
+        cls.state_dir = os.path.join(cls.tmp, "state")
+        cls.salt_file = os.path.join(cls.state_dir, "salt")
+        cls.start_bizprobe()
+        cls.metrics_url = "http://127.0.0.1:%d/metrics" % cls.port
+        cls.truth = run_mix(os.path.join(cls.tmp, "expect1.json"))
+        cls.truths = [cls.truth]
+        cls.scrape = cls.settle(cls.truth)
+        cls.prom = None
+
+    @classmethod
+    def start_bizprobe(cls):
+        """bizprobe on the app, as a user runs it: secrets from the environment, its state (and
+        salt) in the state dir; a second start resumes from what the first one stored."""
+        env = dict(os.environ, STRIPE_WEBHOOK_SECRET=cls.secret, METRICS_AUTH_TOKEN=TOKEN,
+                   ADMIN_API_TOKEN=ADMIN_TOKEN)
+        env.pop("USER_TRACKING_SALT", None)
         # --trace: the trace view is scanned for leaks too.
         cls.bp = subprocess.Popen(
             [BIZPROBE, "run", "--pid", str(cls.app_pid), "--listen", "127.0.0.1:%d" % cls.port,
              "--action-timeout", str(ACTION_TIMEOUT_S), "--rules", RULES,
-             "--salt-file", cls.salt_file, "--trace"],
-            env=env, stdout=open(cls.stdout_path, "w"), stderr=open(cls.stderr_path, "w"))
+             "--state-dir", cls.state_dir, "--trace"],
+            env=env, stdout=open(cls.stdout_path, "a"), stderr=open(cls.stderr_path, "a"))
         deadline = time.time() + 60 * SLOW
-        while "attached:" not in open(cls.stderr_path).read():
+        while open(cls.stderr_path).read().count("attached:") < len(getattr(cls, "starts", [])) + 1:
             if time.time() > deadline or cls.bp.poll() is not None:
                 raise RuntimeError("bizprobe did not attach: " + open(cls.stderr_path).read())
             time.sleep(0.1)
-        cls.metrics_url = "http://127.0.0.1:%d/metrics" % cls.port
-        cls.truth = run_mix(os.path.join(cls.tmp, "expect1.json"))
-        cls.scrape = cls.settle(cls.truth)
-        cls.prom = None
+        cls.starts = getattr(cls, "starts", []) + [cls.bp]
 
     @classmethod
     def settle(cls, truth, timeout=30):
@@ -184,6 +213,107 @@ class StripeE2E(unittest.TestCase):
                 m = leak.search(text)
                 self.assertIsNone(m, "%s leaks %r" % (name, m and m.group(0)))
             self.assertNotIn(self.secret, text)
+            self.assertNotIn(ADMIN_TOKEN, text)
+
+    def expected_kpis(self, truth):
+        """The KPI gauges the state stage must publish after the mixes of truth (all within the
+        last 24 hours, so every window holds all of it), from the users the mix made."""
+        users = truth["users"]
+        known, converted = users["known"]["total"], users["converted"]
+        out = {}
+        for period in ("24h", "7d", "30d"):
+            out[("%s_active_users" % NS, (("period", period), ("user_type", "total")))] = known
+            for role in ("creator", "fan"):
+                out[("%s_active_users" % NS, (("period", period), ("user_type", role)))] = \
+                    users["known"][role]
+            out[("%s_conversion_rate" % NS, (("period", period),))] = 100.0 * converted / known
+        out[("%s_total_users" % NS, (("user_type", "total"),))] = known
+        for role in ("creator", "fan"):
+            out[("%s_total_users" % NS, (("user_type", role),))] = users["known"][role]
+        created = sum_samples(truth, "%s_subscriptions_created_total" % NS)
+        canceled = sum_samples(truth, "%s_subscriptions_canceled_total" % NS)
+        for period in ("7d", "30d"):
+            out[("%s_churn_rate" % NS, (("period", period),))] = \
+                100.0 * canceled / created if created else 0.0
+        for s in truth["samples"]:
+            if s["name"] == "%s_payment_amounts_sum" % NS and s["value"]:
+                cur = s["labels"]["currency"]
+                for segment, n in (("all_users", known), ("paying_users", converted)):
+                    out[("%s_arpu" % NS, (("currency", cur), ("period", "30d"),
+                                          ("user_segment", segment)))] = s["value"] / n
+        return out
+
+    def wait_kpis(self, expected):
+        """Scrapes until every expected KPI sample holds its value (gauges are recomputed every
+        few seconds), or 30 s; returns the last scrape, parsed."""
+        deadline = time.time() + 30 * SLOW
+        while True:
+            got = parse(http_get(self.metrics_url, TOKEN)[1])
+            wrong = {k: (v, got.get(k)) for k, v in expected.items()
+                     if got.get(k) is None or abs(got[k] - v) > 1e-6}
+            if not wrong or time.time() > deadline:
+                self.assertEqual(wrong, {}, "KPI: (expected, got)")
+                return got
+            time.sleep(0.5)
+
+    def admin_summary(self, range_="30d"):
+        url = self.metrics_url.replace("/metrics", "/api/admin/metrics?range=" + range_)
+        status, body = http_get(url, ADMIN_TOKEN)
+        self.assertEqual(status, 200, body)
+        return json.loads(body)
+
+    def check_summary(self, truth, range_):
+        users = truth["users"]
+        summary = self.admin_summary(range_)["summary"]
+        mrr = {s["labels"]["currency"]: s["value"] for s in truth["samples"]
+               if s["name"] == "%s_subscription_revenue" % NS}
+        revenue = {s["labels"]["currency"]: s["value"] for s in truth["samples"]
+                   if s["name"] == "%s_payment_amounts_sum" % NS and s["value"]}
+        attempts = sum_samples(truth, "%s_payment_attempts_total" % NS)
+        succeeded = sum_samples(truth, "%s_payment_attempts_total" % NS, status="succeeded")
+        created = sum_samples(truth, "%s_subscriptions_created_total" % NS)
+        canceled = sum_samples(truth, "%s_subscriptions_canceled_total" % NS)
+        known, converted = users["known"]["total"], users["converted"]
+        self.assertEqual(summary["totalUsers"], known)
+        self.assertEqual(summary["activeUsers"], known)
+        self.assertEqual(summary["newUsers"], sum(users["registered"].values()))
+        self.assertEqual(summary["payingUsers"], converted)
+        self.assertEqual(summary["registrations"],
+                         sum_samples(truth, "%s_user_registrations_total" % NS))
+        self.assertAlmostEqual(summary["monthlyRecurringRevenue"], mrr.get("USD", 0), places=6)
+        self.assertEqual(set(summary["monthlyRecurringRevenueByCurrency"]),
+                         {c for c, v in mrr.items() if v})
+        for cur, v in summary["monthlyRecurringRevenueByCurrency"].items():
+            self.assertAlmostEqual(v, mrr[cur], places=6, msg=cur)
+        self.assertEqual(set(summary["revenueByCurrency"]), set(revenue))
+        for cur, v in revenue.items():
+            self.assertAlmostEqual(summary["revenueByCurrency"][cur], v, places=6, msg=cur)
+            self.assertAlmostEqual(summary["arpuByCurrency"][cur], v / known, places=6, msg=cur)
+        self.assertAlmostEqual(summary["conversionRate"], 100.0 * converted / known, places=6)
+        self.assertAlmostEqual(summary["churnRate"], 100.0 * canceled / created if created
+                               else 0.0, places=6)
+        self.assertEqual(summary["payments"]["succeeded"], succeeded)
+        self.assertEqual(summary["payments"]["failed"],
+                         sum_samples(truth, "%s_payment_attempts_total" % NS, status="failed"))
+        self.assertAlmostEqual(summary["payments"]["successRate"], 100.0 * succeeded / attempts,
+                               places=6)
+        self.assertEqual(summary["subscriptions"],
+                         {"active": created - canceled, "created": created,
+                          "canceled": canceled})
+
+    def test_d3_kpis_and_admin_summary_equal_ground_truth(self):
+        """Every KPI gauge and every summary figure is what the mix's users did, exactly (the
+        demo's users identified by their tokens, payments by metadata.fan_id)."""
+        self.assertGreater(self.truth["users"]["converted"], 0)
+        self.assertGreater(self.truth["users"]["known"]["total"],
+                           self.truth["users"]["converted"])
+        self.wait_kpis(self.expected_kpis(self.truth))
+        for range_ in ("24h", "7d", "30d", "90d"):
+            self.check_summary(self.truth, range_)
+        url = self.metrics_url.replace("/metrics", "/api/admin/metrics?range=30d")
+        self.assertEqual(http_get(url)[0], 401)
+        self.assertEqual(http_get(url, TOKEN)[0], 401)  # the scrape token opens no figures
+        self.assertEqual(http_get(url.replace("30d", "1y"), ADMIN_TOKEN)[0], 400)
 
     @unittest.skipIf(os.environ.get("BIZPROBE_E2E_PROMETHEUS") == "0",
                      "BIZPROBE_E2E_PROMETHEUS=0 (VM guests: Prometheus's arithmetic does not "
@@ -230,8 +360,8 @@ class StripeE2E(unittest.TestCase):
         self.assertEqual(query('up{job="bizprobe"}')[0]["value"][1], "1")
         # A second mix while Prometheus watches: the rates are what this run caused.
         truth2 = run_mix(os.path.join(self.tmp, "expect2.json"))
-        self.settle(truth2 | {"samples": [s for s in truth2["samples"]
-                                         if s["name"] != "%s_subscription_revenue" % NS]})
+        type(self).truths = self.truths + [truth2]
+        self.settle(cumulative(self.truths))
         wait_scrapes(3)
         attempts = {}
         for s in truth2["samples"]:
@@ -258,7 +388,7 @@ class StripeE2E(unittest.TestCase):
             self.assertAlmostEqual(got[cur], 100.0 * ok / total, places=6, msg=cur)
         # Every series of the rules' families (and business_events_total) holds in Prometheus
         # exactly what both mixes caused.
-        cumulative = {}
+        in_rules = {}
         for truth in (self.truth, truth2):
             for s in truth["samples"]:
                 fam = s["name"]
@@ -267,15 +397,15 @@ class StripeE2E(unittest.TestCase):
                         fam = fam[: -len(suffix)]
                 if fam in RULE_FAMILIES:
                     key = (s["name"], tuple(sorted(s["labels"].items())))
-                    cumulative[key] = cumulative.get(key, 0) + s["value"]
-        self.assertTrue(cumulative)
+                    in_rules[key] = in_rules.get(key, 0) + s["value"]
+        self.assertTrue(in_rules)
         in_prom = {}
-        for name in {k[0] for k in cumulative}:
+        for name in {k[0] for k in in_rules}:
             for r in query(name):
                 labels = tuple(sorted((k, v) for k, v in r["metric"].items()
                                       if k not in ("__name__", "job", "instance")))
                 in_prom[(name, labels)] = float(r["value"][1])
-        for key, value in cumulative.items():
+        for key, value in in_rules.items():
             # A series the truth says stayed at 0 may never have been created.
             self.assertAlmostEqual(in_prom.get(key, 0.0 if value == 0 else -1), value, places=6,
                                    msg=str(key))
@@ -285,6 +415,57 @@ class StripeE2E(unittest.TestCase):
         total_all = sum(t for _, t in attempts.values())
         self.assertAlmostEqual(float(overall[0]["value"][1]), 100.0 * ok_all / total_all,
                                places=6)
+
+    def test_y_restart_resumes(self):
+        """SIGTERM, then bizprobe again on the same state dir: every counter continues (no reset
+        for Prometheus), MRR and the KPIs are the mixes' ground truth, and webhooks that Stripe
+        redelivers after the restart count once (outcome "duplicate", no second payment)."""
+        total = cumulative(self.truths)
+        total["users"] = self.truths[-1]["users"]  # one mix's users when test_e did not run
+        self.bp.send_signal(signal.SIGTERM)
+        self.assertEqual(self.bp.wait(30 * SLOW), 0)
+        self.start_bizprobe()
+        passed, failed = compare(total, parse(http_get(self.metrics_url, TOKEN)[1]), FAMILIES)
+        self.assertEqual(failed, 0)
+        self.assertGreater(passed, 0)
+        if len(self.truths) == 1:
+            self.wait_kpis(self.expected_kpis(self.truth))
+            self.check_summary(self.truth, "30d")
+        # Redeliveries after the restart: one payment success and one subscription cancel.
+        events = json.loads(subprocess.run(
+            [DEMO_ENV, "exec", "curl", "-sf", "http://127.0.0.1:12112/events"], check=True,
+            capture_output=True, text=True).stdout)
+        events = events.get("events", events) if isinstance(events, dict) else events
+        chosen = {}
+        for e in events:
+            if e["type"] in ("payment_intent.succeeded", "customer.subscription.deleted"):
+                chosen.setdefault(e["type"], e)
+        self.assertEqual(len(chosen), 2, sorted({e["type"] for e in events}))
+        for e in chosen.values():
+            subprocess.run([DEMO_ENV, "exec", "curl", "-sf", "-X", "POST", "-H",
+                            "Content-Type: application/json", "-d",
+                            json.dumps({"event_id": e["id"]}),
+                            "http://127.0.0.1:12112/redeliver"], check=True,
+                           capture_output=True)
+        for e in chosen.values():
+            key = ("%s_webhook_events_total" % NS, (("outcome", "duplicate"), ("type", e["type"])))
+            prev = sum(s["value"] for s in total["samples"] if s["name"] == key[0] and
+                       s["labels"] == dict(key[1]))
+            for s in total["samples"]:
+                if s["name"] == key[0] and s["labels"] == dict(key[1]):
+                    s["value"] = prev + 1
+                    break
+            else:
+                total["samples"].append({"name": key[0], "labels": dict(key[1]), "value": 1})
+        deadline = time.time() + 30 * SLOW
+        while True:
+            passed, failed = compare(total, parse(http_get(self.metrics_url, TOKEN)[1]),
+                                     FAMILIES, quiet=True)
+            if failed == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        compare(total, parse(http_get(self.metrics_url, TOKEN)[1]), FAMILIES)
+        self.assertEqual(failed, 0)
 
     def test_z_clean_detach(self):
         """SIGTERM: bizprobe exits 0 and leaves no BPF program behind."""

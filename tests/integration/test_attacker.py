@@ -179,7 +179,7 @@ class AttackerTest(unittest.TestCase):
             bp = subprocess.Popen([BIZPROBE, "run", "--pid", str(srv.pid), "--listen",
                                    "127.0.0.1:%d" % mport, "--memory-limit", str(MEMORY_LIMIT),
                                    "--ringbuf", str(RINGBUF), "--trace",
-                                   "--salt-file", os.path.join(tmp, "salt")],
+                                   "--state-dir", os.path.join(tmp, "state")],
                                   env=env, stdout=out, stderr=open(err_path, "w"))
             deadline = time.time() + 60 * SLOW
             while "attached:" not in open(err_path).read():

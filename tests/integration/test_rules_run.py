@@ -60,7 +60,8 @@ class Run:
         env = dict(os.environ, USER_TRACKING_SALT="test-salt-" + os.urandom(4).hex())
         self.proc = subprocess.Popen(
             [BIZPROBE, "run", "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port,
-             "--rules", rules, "--namespace", "shop"] + list(extra),
+             "--rules", rules, "--namespace", "shop",
+             "--state-dir", tempfile.mkdtemp(dir=tmp, prefix="state-")] + list(extra),
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
 
     def stderr(self):

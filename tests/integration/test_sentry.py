@@ -201,8 +201,9 @@ class Run:
         env = dict(os.environ, USER_TRACKING_SALT=SALT, **(env_extra or {}))
         env.pop("SENTRY_DSN", None)
         self.proc = subprocess.Popen(
-            [BIZPROBE, "run", "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port]
-            + list(extra), env=env, stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
+            [BIZPROBE, "run", "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port,
+             "--state-dir", tempfile.mkdtemp(dir=tmp, prefix="state-")] + list(extra),
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
         deadline = time.time() + 60 * SLOW
         while "attached:" not in self.stderr():
             if time.time() > deadline or self.proc.poll() is not None:

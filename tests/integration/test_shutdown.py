@@ -1,8 +1,10 @@
 """Stopping bizprobe under load: the first SIGTERM/SIGINT drains what the kernel wrote for a
 bounded time and detaches, however much traffic keeps coming; a second signal exits at once."""
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -23,10 +25,11 @@ class Loaded:
         self.server = Server(tls=False)
         self.port = free_port()
         self.err = []
+        self.state_dir = tempfile.mkdtemp(prefix="bizprobe-state-")
         self.bp = subprocess.Popen(
             [BIZPROBE, "run", "--pid", str(self.server.pid), "--listen",
-             "127.0.0.1:%d" % self.port], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+             "127.0.0.1:%d" % self.port, "--state-dir", self.state_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for line in self.bp.stderr:
             self.err.append(line)
             if "attached:" in line:
@@ -48,6 +51,7 @@ class Loaded:
                 p.kill()
                 p.wait()
         self.server.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class Shutdown(unittest.TestCase):
