@@ -58,6 +58,11 @@ $(OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcard src
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The status page's HTML, CSS and JS are built into this object with .incbin (status_assets.c).
+STATUS_ASSETS := $(wildcard src/export/status_page/*)
+$(OUT)/obj/export/status_assets.o $(OUT)/asan/obj/export/status_assets.o \
+	$(OUT)/fuzz/obj/export/status_assets.o: $(STATUS_ASSETS)
+
 $(OUT)/libbizprobe.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -10,7 +10,8 @@ BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-d
 	libcurl4-openssl-dev libjson-c-dev libsqlite3-dev
 	libclang-rt-14-dev) # libFuzzer and clang's sanitizer runtimes (make fuzzers)
 TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
-	binutils prometheus-alertmanager)
+	binutils prometheus-alertmanager
+	chromium) # headless, drives the status page like a person (tests/integration/test_status_page.py)
 # depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.
 VM_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
 BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)

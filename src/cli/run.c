@@ -44,9 +44,12 @@ struct run_ctx {
 	bool trace_lines;
 	struct run_sentry *sentry; /* the app's Sentry reports; failed flows to bizprobe's DSN */
 	struct run_state *state;   /* NULL when the default state directory is busy */
+	/* The status page's recent events (redacted: name, labels, time); NULL when it is off. */
+	struct recent_events *status_events;
 };
 
-/* Every business event goes to each consumer: the metrics stage, the state, Sentry. */
+/* Every business event goes to each consumer: the metrics stage, the state, Sentry, the status
+ * page. */
 static void on_event(const struct business_event *ev, void *ctx)
 {
 	struct run_ctx *r = ctx;
@@ -54,6 +57,7 @@ static void on_event(const struct business_event *ev, void *ctx)
 	business_metrics_on_event(ev, r->bm);
 	run_state_on_event(r->state, ev);
 	run_sentry_on_event(ev, r->sentry);
+	recent_events_on_event(r->status_events, ev);
 }
 
 static int64_t mono_ns(void)
@@ -308,6 +312,7 @@ int cmd_run(int argc, char **argv)
 				rc = 2;
 				goto cleanup;
 			}
+			run_rules_declare(r.rules, r.bm);
 			r.rules_env = (struct rules_env){
 			    r.untracked_users ? NULL : r.pseudonymizer, sink};
 			/* The file may name the Stripe metadata keys of its users (read once: a
@@ -343,11 +348,18 @@ int cmd_run(int argc, char **argv)
 		sc.token = NULL;
 	sc.tls_cert_path = o.tls_cert;
 	sc.tls_key_path = o.tls_key;
+	/* The admin token opens the admin API (with state) and the status page (always). */
+	sc.admin_token = getenv("ADMIN_API_TOKEN");
+	if (sc.admin_token && !sc.admin_token[0])
+		sc.admin_token = NULL;
 	if (r.state) {
-		sc.admin_token = getenv("ADMIN_API_TOKEN");
 		sc.admin = run_state_admin;
 		sc.admin_ctx = r.state;
 	}
+	sc.namespace = o.namespace_ ? o.namespace_ : "direct_fan";
+	if (sc.admin_token)
+		r.status_events = recent_events_new();
+	sc.recent = r.status_events;
 	if (metrics_server_start(r.reg, &sc, &srv)) {
 		fprintf(stderr, "bizprobe run: cannot serve metrics on %s (address in use? bad "
 				"certificate?)\n",
@@ -356,10 +368,14 @@ int cmd_run(int argc, char **argv)
 	}
 	fprintf(stderr, "bizprobe run: metrics at %s://%s/metrics%s\n", o.tls_cert ? "https" : "http",
 		sc.listen, sc.token ? " (bearer token required)" : "");
+	fprintf(stderr, "bizprobe run: status page at %s://%s/%s\n", o.tls_cert ? "https" : "http",
+		sc.listen, sc.admin_token ? " (sign in with ADMIN_API_TOKEN)"
+					  : " is off: set ADMIN_API_TOKEN");
 	rc = cli_pipeline_run(&o, on_exchange, on_tick, &r);
 cleanup:
 	metrics_server_stop(srv);
 	run_state_free(r.state);
+	recent_events_free(r.status_events);
 	run_sentry_free(r.sentry);
 	stripe_semantics_free(r.stripe);
 	run_rules_free(r.rules);

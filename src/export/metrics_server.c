@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Prometheus endpoint on libmicrohttpd (Debian 0.9.75): one internal polling thread, bounded
- * connections and timeouts, the registry rendered per scrape under its own mutex.
+ * connections and timeouts, the registry rendered per scrape under its own mutex. Also the
+ * admin summary and the status page (its logic in status_page.c, only the HTTP side here).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,13 +15,34 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "bizprobe/metrics_server.h"
+#include "bizprobe/status_page.h"
 
 #define METRICS_SERVER_DEFAULT_LISTEN ":9464"
 #define METRICS_SERVER_MAX_CONNS      64 /* Prometheus scrapes with one; leave room for humans */
 #define METRICS_SERVER_TIMEOUT_S      10
 #define METRICS_SERVER_MAX_PEM	      (1 << 20)
+
+/* Every page response: nothing from elsewhere (no CDN), no framing, no referrer. */
+#define STATUS_CSP                                                                                \
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "            \
+	"img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+static const char status_disabled_html[] =
+    "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bizprobe status"
+    "</title></head><body><h1>bizprobe status page: off</h1><p id=\"disabled\">The status page "
+    "is disabled because ADMIN_API_TOKEN is not set. Start bizprobe run with ADMIN_API_TOKEN in "
+    "its environment (a secret of its own, as for the admin API) and sign in here with it. "
+    "Prometheus metrics stay at <a href=\"/metrics\">/metrics</a>.</p></body></html>\n";
+
+/* A POST body being received (POST /login), per connection. */
+struct post_state {
+	size_t len;
+	bool too_large;
+	char body[STATUS_LOGIN_BODY_MAX + 1];
+};
 
 struct metrics_server {
 	struct MHD_Daemon *daemon;
@@ -32,6 +54,12 @@ struct metrics_server {
 	char *cert_pem;
 	char *key_pem;
 	uint16_t port;
+	bool tls;
+	/* The status page: on with an admin token. */
+	struct status_auth *auth;
+	struct status_sources status;
+	char *namespace;
+	struct metrics_family *logins; /* bizprobe_status_logins_total{outcome} */
 };
 
 /* Hashing both sides first makes the comparison constant-time in the length too. */
@@ -70,6 +98,35 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return ret;
 }
 
+/* A status page response: len bytes of data (kept, copied or freed as mode says), its type, the
+ * page's security headers, no caching unless cacheable (the public CSS and JS), and up to two
+ * more headers as name/value pairs (Location, Set-Cookie). */
+static enum MHD_Result page_reply(struct MHD_Connection *conn, unsigned status, const char *data,
+				  size_t len, enum MHD_ResponseMemoryMode mode, const char *ctype,
+				  bool cacheable, const char *const hdrs[4])
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, mode);
+	enum MHD_Result ret;
+
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free((void *)data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, "Content-Security-Policy", STATUS_CSP);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+				cacheable ? "private, max-age=60" : "no-store");
+	for (unsigned i = 0; hdrs && i < 4 && hdrs[i]; i += 2)
+		MHD_add_response_header(r, hdrs[i], hdrs[i + 1]);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 /* The admin summary: its own token (a leaked scrape token must not open business figures). */
 static enum MHD_Result admin_reply(struct metrics_server *srv, struct MHD_Connection *conn)
 {
@@ -101,17 +158,180 @@ static enum MHD_Result admin_reply(struct metrics_server *srv, struct MHD_Connec
 	return ret;
 }
 
+static bool session_ok(struct metrics_server *srv, struct MHD_Connection *conn)
+{
+	return status_auth_session_ok(
+	    srv->auth, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE));
+}
+
+static enum MHD_Result login_page(struct MHD_Connection *conn, unsigned status,
+				  const char *message, const char *const hdrs[4])
+{
+	char *page = status_login_page(message);
+
+	if (!page)
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
+			     "text/plain; charset=utf-8", NULL, NULL);
+	return page_reply(conn, status, page, strlen(page), MHD_RESPMEM_MUST_FREE,
+			  "text/html; charset=utf-8", false, hdrs);
+}
+
+/* GET /: the page with a session, the login form without (and no figure either way: the page
+ * fetches them). */
+static enum MHD_Result status_root(struct metrics_server *srv, struct MHD_Connection *conn)
+{
+	const struct status_asset *a;
+
+	if (!srv->auth)
+		return page_reply(conn, MHD_HTTP_NOT_FOUND, status_disabled_html,
+				  sizeof(status_disabled_html) - 1, MHD_RESPMEM_PERSISTENT,
+				  "text/html; charset=utf-8", false, NULL);
+	if (!session_ok(srv, conn))
+		return login_page(conn, MHD_HTTP_OK, NULL, NULL);
+	a = status_asset_dashboard();
+	return page_reply(conn, MHD_HTTP_OK, a->data, a->len, MHD_RESPMEM_PERSISTENT,
+			  a->content_type, false, NULL);
+}
+
+static enum MHD_Result status_api(struct metrics_server *srv, struct MHD_Connection *conn)
+{
+	char *json = NULL;
+
+	if (!srv->auth)
+		return reply(conn, MHD_HTTP_NOT_FOUND, "{\"error\":\"the status page is off: set "
+			     "ADMIN_API_TOKEN\"}\n", "application/json", NULL, NULL);
+	if (!session_ok(srv, conn) &&
+	    !metrics_server_auth_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								 MHD_HTTP_HEADER_AUTHORIZATION),
+				    srv->admin_token))
+		return page_reply(conn, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"unauthorized\"}\n",
+				  sizeof("{\"error\":\"unauthorized\"}\n") - 1,
+				  MHD_RESPMEM_PERSISTENT, "application/json", false, NULL);
+	if (status_page_json(&srv->status, time(NULL), &json))
+		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"internal\"}\n",
+			     "application/json", NULL, NULL);
+	return page_reply(conn, MHD_HTTP_OK, json, strlen(json), MHD_RESPMEM_MUST_FREE,
+			  "application/json", false, NULL);
+}
+
+static void count_login(struct metrics_server *srv, enum status_login_result r)
+{
+	static const char *const outcome[] = {"ok", "refused", "malformed", "throttled"};
+	const char *labels[1] = {outcome[r]};
+
+	if (srv->logins)
+		metrics_inc(srv->logins, labels);
+}
+
+/* POST /login and /logout, once the whole body is in (ps). A browser follows the 303 to /. */
+static enum MHD_Result status_post(struct metrics_server *srv, struct MHD_Connection *conn,
+				   const char *url, struct post_state *ps)
+{
+	const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *hdrs[4] = {MHD_HTTP_HEADER_LOCATION, "/", MHD_HTTP_HEADER_SET_COOKIE, NULL};
+	char cookie[256];
+	enum status_login_result r;
+
+	if (!strcmp(url, "/logout")) {
+		hdrs[3] = status_auth_clear_cookie(srv->tls);
+		return page_reply(conn, MHD_HTTP_SEE_OTHER, "", 0, MHD_RESPMEM_PERSISTENT,
+				  "text/plain; charset=utf-8", false, hdrs);
+	}
+	if (ps->too_large) {
+		count_login(srv, STATUS_LOGIN_MALFORMED);
+		return login_page(conn, MHD_HTTP_CONTENT_TOO_LARGE, "That is not a token.", NULL);
+	}
+	if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded",
+				  sizeof("application/x-www-form-urlencoded") - 1)) {
+		count_login(srv, STATUS_LOGIN_MALFORMED);
+		return login_page(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				  "Sign in with the form.", NULL);
+	}
+	r = status_auth_login(srv->auth, ps->body, ps->len, time(NULL));
+	count_login(srv, r);
+	switch (r) {
+	case STATUS_LOGIN_OK:
+		if (status_auth_set_cookie(srv->auth, srv->tls, cookie, sizeof(cookie)))
+			break;
+		hdrs[3] = cookie;
+		return page_reply(conn, MHD_HTTP_SEE_OTHER, "", 0, MHD_RESPMEM_MUST_COPY,
+				  "text/plain; charset=utf-8", false, hdrs);
+	case STATUS_LOGIN_THROTTLED:
+		return login_page(conn, MHD_HTTP_TOO_MANY_REQUESTS,
+				  "Too many wrong tokens: wait a minute and try again.", NULL);
+	case STATUS_LOGIN_MALFORMED:
+		return login_page(conn, MHD_HTTP_BAD_REQUEST, "Enter the admin token.", NULL);
+	case STATUS_LOGIN_REFUSED:
+		break;
+	}
+	return login_page(conn, MHD_HTTP_UNAUTHORIZED, "Wrong token.", NULL);
+}
+
+/* Collects a POST body into the connection's post_state: more than STATUS_LOGIN_BODY_MAX
+ * bytes is not read further (the answer is 413), so nothing unbounded is held. */
+static enum MHD_Result post_collect(struct MHD_Connection *conn, const char *upload_data,
+				    size_t *upload_data_size, void **con_cls, bool *done)
+{
+	struct post_state *ps = *con_cls;
+
+	*done = false;
+	if (!ps) {
+		ps = calloc(1, sizeof(*ps));
+		if (!ps)
+			return MHD_NO;
+		*con_cls = ps;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!ps->too_large && *upload_data_size <= STATUS_LOGIN_BODY_MAX - ps->len) {
+			memcpy(ps->body + ps->len, upload_data, *upload_data_size);
+			ps->len += *upload_data_size;
+		} else {
+			ps->too_large = true;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	ps->body[ps->len] = '\0';
+	*done = true;
+	return MHD_YES;
+}
+
+static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct post_state *ps = *con_cls;
+
+	if (!ps)
+		return;
+	/* The body held the token. */
+	OPENSSL_cleanse(ps, sizeof(*ps));
+	free(ps);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
 {
 	struct metrics_server *srv = cls;
 	struct MHD_Response *r;
+	const struct status_asset *asset;
 	enum MHD_Result ret;
 	char *text = NULL;
 	size_t len = 0;
 	const char *text_plain = "text/plain; charset=utf-8";
 
+	if (!strcmp(method, MHD_HTTP_METHOD_POST) &&
+	    (!strcmp(url, "/login") || !strcmp(url, "/logout")) && srv->auth) {
+		bool done;
+
+		ret = post_collect(conn, upload_data, upload_data_size, con_cls, &done);
+		if (ret != MHD_YES || !done)
+			return ret;
+		return status_post(srv, conn, url, *con_cls);
+	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", text_plain,
 			     MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -119,6 +339,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return reply(conn, MHD_HTTP_OK, "ok\n", text_plain, NULL, NULL);
 	if (!strcmp(url, "/api/admin/metrics") && srv->admin && srv->admin_token)
 		return admin_reply(srv, conn);
+	if (!strcmp(url, "/"))
+		return status_root(srv, conn);
+	if (!strcmp(url, "/api/status"))
+		return status_api(srv, conn);
+	asset = status_asset_find(url);
+	if (asset)
+		return page_reply(conn, MHD_HTTP_OK, asset->data, asset->len,
+				  MHD_RESPMEM_PERSISTENT, asset->content_type, true, NULL);
 	if (strcmp(url, "/metrics") && strcmp(url, "/api/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, "not found\n", text_plain, NULL, NULL);
 	if (!metrics_server_auth_ok(
@@ -219,6 +447,42 @@ cleanup:
 	return err;
 }
 
+/* The status page's sources and its login counter (found again when another server on the
+ * same registry registered it first). */
+static int status_register(struct metrics_server *srv, struct metrics_registry *reg,
+			   const struct metrics_server_config *cfg)
+{
+	static const char *const labels[] = {"outcome"};
+	struct metrics_family_opts o = {
+	    .name = "bizprobe_status_logins_total",
+	    .help = "Sign-ins to the status page by outcome: ok, refused (wrong token), malformed, "
+		    "throttled (too many wrong tokens in a minute).",
+	    .type = METRICS_COUNTER,
+	    .label_names = labels,
+	    .n_labels = 1,
+	};
+	int err;
+
+	if (cfg->namespace) {
+		srv->namespace = strdup(cfg->namespace);
+		if (!srv->namespace)
+			return -ENOMEM;
+	}
+	srv->status = (struct status_sources){
+	    .reg = reg,
+	    .ns = srv->namespace,
+	    .recent = cfg->recent,
+	    .admin = cfg->admin,
+	    .admin_ctx = cfg->admin_ctx,
+	};
+	err = metrics_family_register(reg, &o, &srv->logins);
+	if (err == -EEXIST) {
+		srv->logins = metrics_registry_find(reg, o.name);
+		err = 0;
+	}
+	return err;
+}
+
 int metrics_server_start(struct metrics_registry *reg, const struct metrics_server_config *cfg,
 			 struct metrics_server **out)
 {
@@ -253,15 +517,18 @@ int metrics_server_start(struct metrics_registry *reg, const struct metrics_serv
 			goto fail;
 		}
 	}
-	if (cfg && cfg->admin && cfg->admin_token && *cfg->admin_token) {
+	if (cfg && cfg->admin_token && *cfg->admin_token) {
 		srv->admin = cfg->admin;
 		srv->admin_ctx = cfg->admin_ctx;
 		srv->admin_token = strdup(cfg->admin_token);
-		if (!srv->admin_token) {
-			err = -ENOMEM;
+		srv->auth = status_auth_new(cfg->admin_token);
+		err = status_register(srv, reg, cfg);
+		if (!srv->admin_token || !srv->auth || err) {
+			err = err ?: -ENOMEM;
 			goto fail;
 		}
 	}
+	srv->tls = tls;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	if (tls) {
@@ -278,6 +545,7 @@ int metrics_server_start(struct metrics_registry *reg, const struct metrics_serv
 	    flags, 0, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)METRICS_SERVER_MAX_CONNS,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)METRICS_SERVER_TIMEOUT_S,
+	    MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL,
 	    tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, srv->key_pem,
 	    MHD_OPTION_HTTPS_MEM_CERT, srv->cert_pem, MHD_OPTION_END);
 	if (!srv->daemon) {
@@ -305,7 +573,11 @@ void metrics_server_stop(struct metrics_server *srv)
 	if (srv->daemon)
 		MHD_stop_daemon(srv->daemon);
 	free(srv->token);
+	if (srv->admin_token)
+		OPENSSL_cleanse(srv->admin_token, strlen(srv->admin_token));
 	free(srv->admin_token);
+	status_auth_free(srv->auth);
+	free(srv->namespace);
 	if (srv->key_pem)
 		OPENSSL_cleanse(srv->key_pem, strlen(srv->key_pem));
 	free(srv->key_pem);
