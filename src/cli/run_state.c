@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * `bizprobe run`'s state stage: the SQLite store (src/state/) fed with every business event,
- * written once a second in one transaction together with the counters and the Stripe stage's
- * snapshot (so that a restart resumes all three from the same instant), publishing the KPI
- * gauges every few seconds, and answering GET /api/admin/metrics.
+ * written once a second together with the counters and the Stripe stage's snapshot (so that a
+ * restart resumes all three from the same second), publishing the KPI gauges every few seconds,
+ * and answering GET /api/admin/metrics.
+ *
+ * The database work runs on a writer thread of its own: a flush of a busy second or a KPI
+ * recomputation at a million users takes tens to hundreds of milliseconds, which the pipeline
+ * thread must spend reading the ring buffer. The pipeline thread only hands over what it alone
+ * may touch (the Stripe stage's snapshot) and says when; the store and the registry have their
+ * own locks.
  *
  * One process per store: a lock file keeps a second run (or `state forget` writing directly)
  * out; `state forget` hands its pseudonyms to the running process through the forget/
@@ -42,10 +48,21 @@ struct run_state {
 	char ns_prefix[128];
 	const char *prefixes[3];
 	char report_currency[8];
-	int restore_waiting; /* stored series whose family is not registered yet */
+	/* Stored series whose family is not registered yet (a rules reload may declare it): the
+	 * writer retries every second; restoring adds, so an event counted first is not lost. */
+	int restore_waiting;
 	unsigned ticks;
 	uint64_t stripe_signature; /* what the last snapshot saw; a change takes a new one */
 	time_t last_prune;
+	/* The writer thread and what the pipeline thread asks of it (under w_lock). */
+	pthread_t writer;
+	bool writer_running;
+	pthread_mutex_t w_lock;
+	pthread_cond_t w_cond;
+	bool flush_due, publish_due, stop;
+	void *stripe_blob; /* the latest snapshot not written yet, or NULL */
+	size_t stripe_blob_len;
+	bool stripe_blob_failed; /* a write failed: the next flush takes a snapshot again */
 	/* MRR per currency, from BIZ_MRR events, for the admin summary (server thread). */
 	pthread_mutex_t mrr_lock;
 	char mrr_currency[MAX_MRR_CURRENCIES][8];
@@ -187,6 +204,8 @@ void run_state_restore_stripe(struct run_state *rs)
 	free(data);
 }
 
+static void *writer_main(void *arg);
+
 struct run_state *run_state_new(const char *dir, bool explicit_dir, const char *ns,
 				const char *report_currency, struct metrics_registry *reg,
 				struct stripe_semantics *stripe, bool *fatal)
@@ -201,6 +220,8 @@ struct run_state *run_state_new(const char *dir, bool explicit_dir, const char *
 		return NULL;
 	rs->lock_fd = -1;
 	pthread_mutex_init(&rs->mrr_lock, NULL);
+	pthread_mutex_init(&rs->w_lock, NULL);
+	pthread_cond_init(&rs->w_cond, NULL);
 	snprintf(rs->dir, sizeof(rs->dir), "%s", dir);
 	snprintf(rs->ns_prefix, sizeof(rs->ns_prefix), "%s_", ns);
 	snprintf(rs->report_currency, sizeof(rs->report_currency), "%s",
@@ -232,6 +253,7 @@ struct run_state *run_state_new(const char *dir, bool explicit_dir, const char *
 	}
 	rs->restore_waiting = state_restore_counters(rs->st, reg);
 	rs->stripe_signature = UINT64_MAX; /* the first flush takes a snapshot */
+	rs->writer_running = pthread_create(&rs->writer, NULL, writer_main, rs) == 0;
 	fprintf(stderr, "bizprobe run: state in %s\n", dir);
 	return rs;
 fail:
@@ -263,10 +285,6 @@ void run_state_on_event(struct run_state *rs, const struct business_event *ev)
 	state_on_event(rs->st, ev);
 	if (ev->kind == BIZ_MRR)
 		note_mrr(rs, ev);
-	/* A rule's family is registered by its first event: resume its stored value right away,
-	 * so that no scrape sees the counter start over. */
-	if (ev->kind == BIZ_RULE_EVENT && rs->restore_waiting > 0)
-		rs->restore_waiting = state_restore_counters(rs->st, rs->reg);
 }
 
 /* Erases the users `bizprobe state forget` queued: forget/<pseudonym>, one file each. */
@@ -307,7 +325,9 @@ static uint64_t stripe_signature(const struct stripe_semantics *s)
 	       st.subscriptions;
 }
 
-static void save_stripe(struct run_state *rs)
+/* Pipeline thread (the Stripe stage is its alone): a snapshot when the stage changed, handed
+ * to the writer in place of one it has not written yet. Called with w_lock held. */
+static void hand_over_stripe(struct run_state *rs)
 {
 	uint64_t sig;
 	void *data;
@@ -315,35 +335,113 @@ static void save_stripe(struct run_state *rs)
 
 	if (!rs->stripe)
 		return;
+	if (rs->stripe_blob_failed) {
+		rs->stripe_blob_failed = false;
+		rs->stripe_signature = UINT64_MAX;
+	}
 	sig = stripe_signature(rs->stripe);
 	if (sig == rs->stripe_signature || stripe_semantics_snapshot(rs->stripe, &data, &len))
 		return;
-	if (!state_put_blob(rs->st, "stripe", data, len))
-		rs->stripe_signature = sig;
-	free(data);
+	free(rs->stripe_blob);
+	rs->stripe_blob = data;
+	rs->stripe_blob_len = len;
+	rs->stripe_signature = sig;
 }
 
-void run_state_tick(struct run_state *rs, bool final)
+/* Writer thread: one round of what was asked. */
+static void write_round(struct run_state *rs, bool flush, bool publish, void *blob, size_t len)
 {
 	time_t now = time(NULL);
 
-	if (!rs)
-		return;
-	rs->ticks++;
-	if (rs->restore_waiting > 0)
-		rs->restore_waiting = state_restore_counters(rs->st, rs->reg);
-	if (final || rs->ticks % FLUSH_EVERY_TICKS == 0) {
+	if (flush) {
+		if (rs->restore_waiting > 0)
+			rs->restore_waiting = state_restore_counters(rs->st, rs->reg);
 		forget_queued(rs);
-		save_stripe(rs);
+		if (blob && state_put_blob(rs->st, "stripe", blob, len)) {
+			pthread_mutex_lock(&rs->w_lock);
+			rs->stripe_blob_failed = true;
+			pthread_mutex_unlock(&rs->w_lock);
+		}
 		state_save_counters(rs->st, rs->reg, rs->prefixes, 3);
 		state_flush(rs->st);
 	}
-	if (final || rs->ticks == 1 || rs->ticks % PUBLISH_EVERY_TICKS == 0)
+	if (publish)
 		state_publish(rs->st, rs->reg, now);
 	if (now - rs->last_prune >= PRUNE_EVERY_S) {
 		state_prune(rs->st, now);
 		rs->last_prune = now;
 	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct run_state *rs = arg;
+
+	pthread_mutex_lock(&rs->w_lock);
+	for (;;) {
+		bool flush = rs->flush_due, publish = rs->publish_due;
+		void *blob = rs->stripe_blob;
+		size_t len = rs->stripe_blob_len;
+
+		if (!flush && !publish) {
+			if (rs->stop)
+				break;
+			pthread_cond_wait(&rs->w_cond, &rs->w_lock);
+			continue;
+		}
+		rs->flush_due = rs->publish_due = false;
+		rs->stripe_blob = NULL;
+		pthread_mutex_unlock(&rs->w_lock);
+		write_round(rs, flush, publish, blob, len);
+		free(blob);
+		pthread_mutex_lock(&rs->w_lock);
+	}
+	pthread_mutex_unlock(&rs->w_lock);
+	return NULL;
+}
+
+/* Asks the writer for its last round and waits for it: nothing is left unwritten. */
+static void stop_writer(struct run_state *rs)
+{
+	if (!rs->writer_running)
+		return;
+	pthread_mutex_lock(&rs->w_lock);
+	rs->stop = true;
+	pthread_cond_signal(&rs->w_cond);
+	pthread_mutex_unlock(&rs->w_lock);
+	pthread_join(rs->writer, NULL);
+	rs->writer_running = false;
+}
+
+void run_state_tick(struct run_state *rs, bool final)
+{
+	bool flush, publish;
+
+	if (!rs)
+		return;
+	rs->ticks++;
+	flush = final || rs->ticks % FLUSH_EVERY_TICKS == 0;
+	publish = final || rs->ticks == 1 || rs->ticks % PUBLISH_EVERY_TICKS == 0;
+	if (!rs->writer_running) { /* the thread could not start: the work is done here */
+		if (flush)
+			hand_over_stripe(rs);
+		write_round(rs, flush, publish, flush ? rs->stripe_blob : NULL,
+			    rs->stripe_blob_len);
+		free(rs->stripe_blob);
+		rs->stripe_blob = NULL;
+		return;
+	}
+	if (flush || publish) {
+		pthread_mutex_lock(&rs->w_lock);
+		if (flush)
+			hand_over_stripe(rs);
+		rs->flush_due |= flush;
+		rs->publish_due |= publish;
+		pthread_cond_signal(&rs->w_cond);
+		pthread_mutex_unlock(&rs->w_lock);
+	}
+	if (final)
+		stop_writer(rs);
 }
 
 unsigned run_state_admin(const char *range, char **json, void *ctx)
@@ -378,9 +476,13 @@ void run_state_free(struct run_state *rs)
 {
 	if (!rs)
 		return;
+	stop_writer(rs);
+	free(rs->stripe_blob);
 	state_close(rs->st);
 	if (rs->lock_fd >= 0)
 		close(rs->lock_fd);
+	pthread_cond_destroy(&rs->w_cond);
+	pthread_mutex_destroy(&rs->w_lock);
 	pthread_mutex_destroy(&rs->mrr_lock);
 	free(rs);
 }

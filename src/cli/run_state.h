@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* `bizprobe run`'s state stage (src/cli/run_state.c): the store under --state-dir, fed with
- * the business events, flushed and published on the pipeline's ticks, answering the admin
- * summary. */
+ * the business events, flushed and published by a writer thread on the pipeline's ticks,
+ * answering the admin summary. */
 #ifndef BIZPROBE_RUN_STATE_H
 #define BIZPROBE_RUN_STATE_H
 
@@ -40,10 +40,10 @@ struct run_state *run_state_new(const char *dir, bool explicit_dir, const char *
 void run_state_restore_stripe(struct run_state *rs);
 /* A consumer of business events, as the metrics stage is. NULL rs is a no-op. */
 void run_state_on_event(struct run_state *rs, const struct business_event *ev);
-/* Every pipeline tick: resumes counters of families registered since, and every second
- * writes the batch, the counters and the Stripe snapshot in one transaction, erases users
- * that `bizprobe state forget` queued, publishes the KPIs every few seconds, prunes daily.
- * final: everything now. */
+/* Every pipeline tick: resumes counters of families registered since, and asks the writer
+ * thread every second to write the batch, the counters and the Stripe snapshot and erase users
+ * that `bizprobe state forget` queued, every few seconds to publish the KPIs, daily to prune.
+ * final: everything now, and returns when it is written. */
 void run_state_tick(struct run_state *rs, bool final);
 /* The admin summary handler (struct metrics_server_config.admin); ctx is the run_state. */
 unsigned run_state_admin(const char *range, char **json, void *ctx);
