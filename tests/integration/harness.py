@@ -24,6 +24,16 @@ SLOW = float(os.environ.get("BIZPROBE_TEST_TIME_SCALE",
                             "6" if os.environ.get("VMTEST_GUEST") == "1" else "1"))
 
 
+def wait_attached(proc, err_path, starts=1):
+    """Waits until bizprobe run (proc, its stderr in err_path) has said `attached:` `starts`
+    times; raises with its stderr if it exits or takes longer than a minute (scaled)."""
+    deadline = time.time() + 60 * SLOW
+    while open(err_path).read().count("attached:") < starts:
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError("bizprobe did not attach: " + open(err_path).read())
+        time.sleep(0.1)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import compare, parse  # noqa: E402
-from harness import BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_port  # noqa: E402
+from harness import (  # noqa: E402
+    BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_attached, wait_port)
 
 SHOP = os.path.join(ROOT, "examples", "python-shop")
 RULES = os.path.join(SHOP, "rules.yaml")
@@ -68,11 +69,7 @@ class Run:
         return open(self.err_path).read()
 
     def wait_attached(self):
-        deadline = time.time() + 60 * SLOW
-        while "attached:" not in self.stderr():
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("bizprobe did not attach: " + self.stderr())
-            time.sleep(0.1)
+        wait_attached(self.proc, self.err_path)
 
     def wait_value(self, name, labels, value, timeout=20):
         """Scrapes until the series has the value (or the timeout); returns the last value."""

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
-from harness import BIZPROBE, NODE, SLOW, free_port, main, wait_port  # noqa: E402
+from harness import (BIZPROBE, NODE, SLOW, free_port, main, wait_attached, wait_port)  # noqa: E402
 
 APP_DIR = os.path.join(HERE, "sentry-app")
 SALT = "sentry-test-salt-" + os.urandom(4).hex()
@@ -204,11 +204,7 @@ class Run:
             [BIZPROBE, "run", "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port,
              "--state-dir", tempfile.mkdtemp(dir=tmp, prefix="state-")] + list(extra),
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
-        deadline = time.time() + 60 * SLOW
-        while "attached:" not in self.stderr():
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("bizprobe did not attach: " + self.stderr())
-            time.sleep(0.1)
+        wait_attached(self.proc, self.err_path)
 
     def stderr(self):
         return open(self.err_path).read()

@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
-from harness import BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_port  # noqa: E402
+from harness import (  # noqa: E402
+    BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_attached, wait_port)
 
 SHOP = os.path.join(ROOT, "examples", "python-shop", "shop.py")
 ADMIN = "admin-" + os.urandom(8).hex()
@@ -64,11 +65,7 @@ class Run:
             [BIZPROBE, "run", "--pid", str(pid), "--listen", "127.0.0.1:%d" % self.port,
              "--rules", rules, "--state-dir", state_dir], env=env,
             stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
-        deadline = time.time() + 60 * SLOW
-        while "attached:" not in self.stderr():
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("bizprobe did not attach: " + self.stderr())
-            time.sleep(0.1)
+        wait_attached(self.proc, self.err_path)
 
     def stderr(self):
         return open(self.err_path).read()

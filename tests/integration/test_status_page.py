@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
-from harness import BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_port  # noqa: E402
+from harness import (  # noqa: E402
+    BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_attached, wait_port)
 
 CHROMIUM = "/usr/bin/chromium"
 SHOP = os.path.join(ROOT, "examples", "python-shop", "shop.py")
@@ -311,11 +312,7 @@ class Run:
             argv += ["--pid", str(pid)]
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.err_path, "w"))
-        deadline = time.time() + 60 * SLOW
-        while "attached:" not in self.stderr():
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("bizprobe did not attach: " + self.stderr())
-            time.sleep(0.1)
+        wait_attached(self.proc, self.err_path)
 
     def stderr(self):
         with open(self.err_path) as f:
