@@ -96,8 +96,8 @@ static const char *const prune_sql[] = {
     " -count(*) FROM users WHERE last_seen < ?1 AND registered_at IS NOT NULL GROUP BY 3"
     " ON CONFLICT DO UPDATE SET n = n + excluded.n",
     "DELETE FROM exposures WHERE user_id IN (SELECT id FROM users WHERE last_seen < ?1)",
-    "UPDATE subscriptions SET user_id = NULL"
-    " WHERE user_id IN (SELECT id FROM users WHERE last_seen < ?1)",
+    ("UPDATE subscriptions SET user_id = NULL"
+     " WHERE user_id IN (SELECT id FROM users WHERE last_seen < ?1)"),
     "DELETE FROM users WHERE last_seen < ?1",
     "DELETE FROM hist WHERE n = 0",
     "DELETE FROM ledger WHERE ts < ?1",
