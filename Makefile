@@ -97,6 +97,16 @@ $(STATE_BENCH): bench/state_bench.c $(OUT)/libbizprobe.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Isrc/state $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@
 
+# The kube API pod cache's driver for tests/integration/test_k8s_api.py (issue 19).
+K8S_PODS_TOOL := $(OUT)/tests/k8s_pods_tool
+
+$(K8S_PODS_TOOL): tests/k8s/k8s_pods_tool.c $(OUT)/libbizprobe.a
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $< $(OUT)/libbizprobe.a $(LDLIBS) -o $@
+
+unit-tests: $(K8S_PODS_TOOL)
+
 unit-tests: $(UNIT_BINS) $(PIPELINE_BENCH) $(STATE_BENCH)
 
 # ---- The unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer (build/asan/):

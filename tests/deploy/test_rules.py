@@ -128,7 +128,7 @@ def daemonset_config(tmp, exporter_port):
         ("scrape_interval: 30s", "scrape_interval: 1s"),
         ("scrape_timeout: 10s", "scrape_timeout: 1s"),
         ("evaluation_interval: 30s", "evaluation_interval: 1s"),
-        ("credentials_file: /etc/prometheus/secrets/bizprobe-metrics-token/token",
+        ("credentials_file: /etc/prometheus/secrets/bizprobe-metrics-token/METRICS_AUTH_TOKEN",
          "credentials_file: " + os.path.join(token_dir, "token")),
         ("targets: ['alertmanager:9093']", "targets: ['127.0.0.1:9']"),
         # Debian's Prometheus has no Kubernetes discovery: the same target groups from a file.
