@@ -207,3 +207,28 @@ sentry.append(b"\2" + json.dumps({"event_id": "e" * 32, "level": "error",
                                   "message": "boom"}).encode())
 sentry.append(b"\2" + __import__("base64").b64encode(zlib.compress(b'{"level":"fatal"}')))
 write("fuzz_sentry_envelope", sentry)
+
+# ---- fuzz_node_inputs: a mode byte (0 a cgroup file, 1 pod JSON: list then events, 2 a login
+# body and a Cookie header, then a time byte), the bytes of that mode.
+uid = b"1c2d3e4f-0a1b-4c2d-8e3f-405162738495"
+cid = b"ab" * 32
+node = [b"\0" + b"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" +
+        uid.replace(b"-", b"_") + b".slice/cri-containerd-" + cid + b".scope\n",
+        b"\0" + b"12:memory:/kubepods/besteffort/pod" + uid + b"/" + cid + b"\n0::/\n",
+        b"\0" + b"0::/../../kubepods-pod" + uid.replace(b"-", b"_") + b".slice/crio-" + cid +
+        b".scope\n"]
+pod = {"metadata": {"uid": uid.decode(), "namespace": "shop", "name": "web-7d9f-abcde",
+                    "labels": {"app": "web", "pod-template-hash": "7d9f"},
+                    "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d9f",
+                                         "controller": True}]},
+       "spec": {"nodeName": "node-a"},
+       "status": {"containerStatuses": [{"containerID": "containerd://" + cid.decode()}]}}
+pod_list = json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "10"},
+                       "items": [pod]}).encode()
+event = json.dumps({"type": "DELETED", "object": pod}).encode()
+node.append(b"\1" + blob(pod_list) + blob(event))
+node.append(b"\1" + blob(b'{"items":[]}') + blob(b'{"type":"ERROR","object":{"code":410}}'))
+node.append(b"\2" + blob(b"token=fuzz-admin-token") + blob(b"bizprobe_session=00") + b"\1")
+node.append(b"\2" + blob(b"token=%66uzz-admin-token&x=1") + blob(b"a=b; bizprobe_session=") +
+            b"\2")
+write("fuzz_node_inputs", node)
