@@ -24,6 +24,10 @@ struct capture_config {
 	uint32_t ringbuf_bytes;	 /* 0 = default (4 MiB); rounded down to a power of two */
 	uint32_t child_delay_ms; /* --pid: a child is attached once it has lived this long; 0 =
 				  * default (100 ms) */
+	/* Node mode (run --node): besides --pid and --exe, every process select() accepts, asked
+	 * at the process's exec and at a /proc scan once a second, on the capture thread. */
+	bool (*select)(uint32_t pid, void *ctx);
+	void *select_ctx;
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
 	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
 };

@@ -56,6 +56,8 @@ struct capture_session {
 
 	struct file_id exes[CAPTURE_MAX_EXES];
 	size_t n_exes;
+	bool (*select)(uint32_t pid, void *ctx); /* node mode's selection, or NULL */
+	void *select_ctx;
 	struct restart_watch watches[CAPTURE_MAX_PIDS];
 	size_t n_watches;
 
@@ -238,9 +240,11 @@ static void consider_pid(pid_t pid, void *ctx)
 	struct capture_session *s = ctx;
 	struct file_id id;
 
-	if (is_traced(s, (uint32_t)pid) || proc_exe_id(pid, &id) || !exe_selected(s, &id))
+	if (is_traced(s, (uint32_t)pid) || pid == getpid())
 		return;
-	trace_pid(s, (uint32_t)pid);
+	if ((s->n_exes && !proc_exe_id(pid, &id) && exe_selected(s, &id)) ||
+	    (s->select && s->select((uint32_t)pid, s->select_ctx)))
+		trace_pid(s, (uint32_t)pid);
 }
 
 /* A new process of a --pid target's program with the same arguments: the target restarted. */
@@ -406,7 +410,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 			if (kernel_traces(s, ev->tgid)) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
 				add_newborn(s, ev->tgid);
-			} else if (s->n_exes || s->n_watches) {
+			} else if (s->n_exes || s->n_watches || s->select) {
 				consider_pid((pid_t)ev->tgid, s);
 				if (!is_traced(s, ev->tgid))
 					check_restart(s, ev->tgid);
@@ -519,6 +523,8 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	}
 	s->cb = *cb;
 	s->verbose = cfg->verbose;
+	s->select = cfg->select;
+	s->select_ctx = cfg->select_ctx;
 	s->newborn_delay_ns =
 		(uint64_t)(cfg->child_delay_ms ? cfg->child_delay_ms : DEFAULT_CHILD_DELAY_MS) * 1000000ull;
 	libbpf_set_print(cfg->verbose ? libbpf_print_verbose : libbpf_print);
@@ -591,10 +597,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	for (size_t i = 0; i < cfg->n_pids && i < CAPTURE_MAX_PIDS; i++)
 		if (add_pid_target(s, cfg->pids[i], err, err_len))
 			goto fail;
-	if (s->n_exes) {
+	if (s->n_exes)
 		attach_system_libssl(s, "", TLS_EVERY_PROCESS);
+	if (s->n_exes || s->select)
 		proc_for_each_pid(consider_pid, s);
-	}
 	s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	return s;
 fail:
@@ -611,7 +617,7 @@ static int ms_until_due(struct capture_session *s, int limit_ms)
 	for (size_t i = 0; i < s->n_newborn; i++)
 		if (s->newborn_due_ns[i] < due)
 			due = s->newborn_due_ns[i];
-	if (s->n_exes && s->next_proc_scan_ns < due)
+	if ((s->n_exes || s->select) && s->next_proc_scan_ns < due)
 		due = s->next_proc_scan_ns;
 	return due > now ? (int)((due - now + 999999) / 1000000) : 0;
 }
@@ -635,9 +641,10 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 	while (s->n_rescan)
 		scan_mappings(s, s->rescan[--s->n_rescan], false);
 	scan_settled_newborns(s);
-	if (s->n_exes && now_ns() >= s->next_proc_scan_ns) {
+	if ((s->n_exes || s->select) && now_ns() >= s->next_proc_scan_ns) {
 		/* Belt and braces for processes whose exec the kernel could not match by inode
-		 * (overlay filesystems): a plain /proc scan once a second. */
+		 * (overlay filesystems), and node mode's processes that joined a selected cgroup
+		 * after their exec: a plain /proc scan once a second. */
 		proc_for_each_pid(consider_pid, s);
 		s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	}

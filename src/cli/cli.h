@@ -40,6 +40,12 @@ struct cli_opts {
 	const char *sentry_hosts[8]; /* --sentry-host: the app's Sentry besides *.sentry.io */
 	size_t n_sentry_hosts;
 	const char *sentry_dsn; /* --sentry-dsn: where bizprobe reports failed flows */
+	/* Node mode (src/cli/run_node.c) */
+	bool node;		  /* --node: every process the --select arguments pick */
+	const char *selects[32];  /* --select KIND=VALUE, as given (K8S_MAX_SELECTORS) */
+	size_t n_selects;
+	const char *kube_api;	  /* --kube-api URL; NULL: the in-cluster service */
+	const char *kube_token_file, *kube_ca_file; /* NULL: the service account's */
 };
 
 /* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */

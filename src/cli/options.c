@@ -21,6 +21,7 @@ void cli_usage(FILE *out)
 		"                 [--rules FILE] [--salt-file FILE] [--sentry-host HOST]...\n"
 		"                 [--sentry-dsn DSN] [--state-dir DIR] [--report-currency CUR]\n"
 		"                 [options]\n"
+		"  bizprobe run --node --select KIND=VALUE... [run options]\n"
 		"  bizprobe state forget --user ID [--state-dir DIR] [--salt-file FILE]\n"
 		"  bizprobe rules check FILE\n"
 		"  bizprobe rules test --rules FILE [--namespace NAME] < trace.jsonl\n"
@@ -57,6 +58,13 @@ void cli_usage(FILE *out)
 		"  --sentry-host HOST the app's Sentry, besides *.sentry.io and the host of the\n"
 		"                     SENTRY_DSN in its environment (repeatable): counted in\n"
 		"                     sentry_errors_total\n"
+		"  --node             trace every process on this host that the --select arguments\n"
+		"                     pick, found at its exec and by a /proc scan once a second\n"
+		"  --select KIND=VALUE  exe=GLOB (path inside its container), comm=NAME,\n"
+		"                     cgroup=GLOB, k8s-namespace=NS, k8s-label=KEY=VALUE; one kind\n"
+		"                     repeated is either, different kinds must all hold\n"
+		"  --kube-api URL, --kube-token-file F, --kube-ca-file F  the kube API for the k8s-*\n"
+		"                     selectors (default: the in-cluster service account; NODE_NAME)\n"
 		"  --sentry-dsn DSN   report failed business flows to this Sentry project (or\n"
 		"                     SENTRY_DSN in bizprobe's environment, which ps does not show)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
@@ -107,6 +115,15 @@ enum {
 	OPT_USER,
 };
 
+/* Node mode's (src/cli/run_node.c). */
+enum {
+	OPT_NODE = 3100,
+	OPT_SELECT,
+	OPT_KUBE_API,
+	OPT_KUBE_TOKEN_FILE,
+	OPT_KUBE_CA_FILE,
+};
+
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 {
 	static const struct option longopts[] = {
@@ -134,6 +151,11 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"report-currency", required_argument, NULL, OPT_REPORT_CURRENCY},
 		{"user", required_argument, NULL, OPT_USER},
+		{"node", no_argument, NULL, OPT_NODE},
+		{"select", required_argument, NULL, OPT_SELECT},
+		{"kube-api", required_argument, NULL, OPT_KUBE_API},
+		{"kube-token-file", required_argument, NULL, OPT_KUBE_TOKEN_FILE},
+		{"kube-ca-file", required_argument, NULL, OPT_KUBE_CA_FILE},
 		{"sentry-host", required_argument, NULL, OPT_SENTRY_HOST},
 		{"sentry-dsn", required_argument, NULL, OPT_SENTRY_DSN},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
@@ -259,6 +281,25 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		case OPT_USER:
 			o->forget_user = optarg;
 			break;
+		case OPT_NODE:
+			o->node = true;
+			break;
+		case OPT_SELECT:
+			if (o->n_selects >= sizeof(o->selects) / sizeof(o->selects[0])) {
+				fprintf(stderr, "bizprobe %s: too many --select\n", cmd);
+				return -EINVAL;
+			}
+			o->selects[o->n_selects++] = optarg;
+			break;
+		case OPT_KUBE_API:
+			o->kube_api = optarg;
+			break;
+		case OPT_KUBE_TOKEN_FILE:
+			o->kube_token_file = optarg;
+			break;
+		case OPT_KUBE_CA_FILE:
+			o->kube_ca_file = optarg;
+			break;
 		case OPT_SALT_FILE:
 			o->salt_file = optarg;
 			break;
@@ -300,9 +341,19 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			return -EINVAL;
 		}
 	}
+	if (o->node != (o->n_selects > 0) || (o->node && strcmp(cmd, "run"))) {
+		fprintf(stderr, "bizprobe %s: %s\n", cmd,
+			strcmp(cmd, "run") ? "--node and --select are for bizprobe run"
+			: o->node ? "--node needs at least one --select KIND=VALUE"
+				  : "--select is for --node");
+		return -EINVAL;
+	}
 	/* `state forget` works on stored state: it traces nothing. */
-	if (!o->capture.n_pids && !o->capture.n_exes && strncmp(cmd, "state", 5)) {
-		fprintf(stderr, "bizprobe %s: select processes with --pid PID or --exe PATH\n", cmd);
+	if (!o->capture.n_pids && !o->capture.n_exes && !o->node && strncmp(cmd, "state", 5)) {
+		fprintf(stderr,
+			"bizprobe %s: select processes with --pid PID, --exe PATH or --node "
+			"--select KIND=VALUE\n",
+			cmd);
 		return -EINVAL;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include "bizprobe/stripe.h"
 #include "bizprobe/trace_format.h"
 #include "cli.h"
+#include "run_node.h"
 #include "run_rules.h"
 #include "run_sentry.h"
 #include "run_state.h"
@@ -46,6 +47,7 @@ struct run_ctx {
 	struct run_state *state;   /* NULL when the default state directory is busy */
 	/* The status page's recent events (redacted: name, labels, time); NULL when it is off. */
 	struct recent_events *status_events;
+	struct run_node *node; /* --node: which processes of the host are traced */
 };
 
 /* Every business event goes to each consumer: the metrics stage, the state, Sentry, the status
@@ -337,6 +339,16 @@ int cmd_run(int argc, char **argv)
 	r.self = self_metrics_new(r.reg);
 	if (!r.self)
 		goto cleanup;
+	/* Before the state: a bad --select must not leave a store behind. */
+	if (o.node) {
+		r.node = run_node_new(&o);
+		if (!r.node) {
+			rc = 2;
+			goto cleanup;
+		}
+		o.capture.select = run_node_select;
+		o.capture.select_ctx = r.node;
+	}
 	if (r.bm && start_state(&r, &o)) {
 		rc = 2;
 		goto cleanup;
@@ -376,6 +388,7 @@ cleanup:
 	metrics_server_stop(srv);
 	run_state_free(r.state);
 	recent_events_free(r.status_events);
+	run_node_free(r.node);
 	run_sentry_free(r.sentry);
 	stripe_semantics_free(r.stripe);
 	run_rules_free(r.rules);
