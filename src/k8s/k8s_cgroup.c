@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bizprobe/k8s.h"
+#include "k8s_internal.h"
 
 struct comp {
 	const char *s;
@@ -29,7 +30,7 @@ struct comp {
 
 #define MAX_COMPONENTS 256
 
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
+void k8s_seterr(char *err, size_t err_len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -244,7 +245,7 @@ static int split(const char *path, size_t len, struct comp *c, size_t *n, char *
 			i++;
 		if (i > start) {
 			if (*n == MAX_COMPONENTS) {
-				seterr(err, err_len, "more than %d path components",
+				k8s_seterr(err, err_len, "more than %d path components",
 				       MAX_COMPONENTS);
 				return -E2BIG;
 			}
@@ -265,17 +266,17 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 
 	memset(out, 0, sizeof(*out));
 	if (len > K8S_CGROUP_LINE_MAX) {
-		seterr(err, err_len, "cgroup path of %zu bytes (more than %d)", len,
+		k8s_seterr(err, err_len, "cgroup path of %zu bytes (more than %d)", len,
 		       K8S_CGROUP_LINE_MAX);
 		return -E2BIG;
 	}
 	if (!len || path[0] != '/') {
-		seterr(err, err_len, "cgroup path is not absolute");
+		k8s_seterr(err, err_len, "cgroup path is not absolute");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f) {
-			seterr(err, err_len, "control character in cgroup path at byte %zu", i);
+			k8s_seterr(err, err_len, "control character in cgroup path at byte %zu", i);
 			return -EINVAL;
 		}
 	}
@@ -291,7 +292,7 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 		if (pm == NO_MATCH)
 			pm = cgroupfs_pod(c, i, &tmp);
 		if (pm == MALFORMED) {
-			seterr(err, err_len, "malformed pod cgroup \"%.*s\"", (int)c[i].n, c[i].s);
+			k8s_seterr(err, err_len, "malformed pod cgroup \"%.*s\"", (int)c[i].n, c[i].s);
 			return -EINVAL;
 		}
 		if (pm == MATCHED) {
@@ -304,7 +305,7 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 	}
 	if (m == MATCHED) {
 		if (pod_at == n) {
-			seterr(err, err_len, "pod %s's own cgroup, not one of its containers",
+			k8s_seterr(err, err_len, "pod %s's own cgroup, not one of its containers",
 			       out->pod_uid);
 			return -ENOENT;
 		}
@@ -312,11 +313,11 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 		if (m == MATCHED)
 			return 0;
 		if (m == MALFORMED || !comp_prefix(c[pod_at], "crio-conmon-")) {
-			seterr(err, err_len, "pod %s: \"%.*s\" is no container cgroup",
+			k8s_seterr(err, err_len, "pod %s: \"%.*s\" is no container cgroup",
 			       out->pod_uid, (int)c[pod_at].n, c[pod_at].s);
 			return -EINVAL;
 		}
-		seterr(err, err_len, "pod %s: CRI-O's conmon, not a container", out->pod_uid);
+		k8s_seterr(err, err_len, "pod %s: CRI-O's conmon, not a container", out->pod_uid);
 		return -ENOENT;
 	}
 	/* No pod in sight: a container scope alone (a sibling container seen from inside the
@@ -326,7 +327,7 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 
 		m = container(c[i], bare, out);
 		if (m == MALFORMED) {
-			seterr(err, err_len, "malformed container cgroup \"%.*s\"", (int)c[i].n,
+			k8s_seterr(err, err_len, "malformed container cgroup \"%.*s\"", (int)c[i].n,
 			       c[i].s);
 			return -EINVAL;
 		}
@@ -336,7 +337,7 @@ int k8s_cgroup_parse_path(const char *path, size_t len, struct k8s_container_ref
 			return 0;
 		}
 	}
-	seterr(err, err_len, "not a container's cgroup");
+	k8s_seterr(err, err_len, "not a container's cgroup");
 	return -ENOENT;
 }
 
@@ -361,7 +362,7 @@ int k8s_cgroup_parse(const char *text, size_t len, struct k8s_container_ref *out
 
 	memset(out, 0, sizeof(*out));
 	if (len > K8S_CGROUP_FILE_MAX) {
-		seterr(err, err_len, "cgroup file of %zu bytes (more than %d)", len,
+		k8s_seterr(err, err_len, "cgroup file of %zu bytes (more than %d)", len,
 		       K8S_CGROUP_FILE_MAX);
 		return -E2BIG;
 	}
@@ -377,14 +378,14 @@ int k8s_cgroup_parse(const char *text, size_t len, struct k8s_container_ref *out
 		if (!ll)
 			continue;
 		if (ll > K8S_CGROUP_LINE_MAX) {
-			seterr(err, err_len, "line %d: %zu bytes (more than %d)", lineno, ll,
+			k8s_seterr(err, err_len, "line %d: %zu bytes (more than %d)", lineno, ll,
 			       K8S_CGROUP_LINE_MAX);
 			return -E2BIG;
 		}
 		c1 = memchr(line, ':', ll);
 		c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - line)) : NULL;
 		if (!c2 || !all_digits(line, (size_t)(c1 - line))) {
-			seterr(err, err_len, "line %d: not \"ID:CONTROLLERS:PATH\"", lineno);
+			k8s_seterr(err, err_len, "line %d: not \"ID:CONTROLLERS:PATH\"", lineno);
 			return -EINVAL;
 		}
 		any = true;
@@ -393,7 +394,7 @@ int k8s_cgroup_parse(const char *text, size_t len, struct k8s_container_ref *out
 					   sizeof(why));
 		if (rc == -E2BIG ||
 		    (rc == -EINVAL && !strcmp(why, "cgroup path is not absolute"))) {
-			seterr(err, err_len, "line %d: %s", lineno, why);
+			k8s_seterr(err, err_len, "line %d: %s", lineno, why);
 			return rc;
 		}
 		if (rc == 0 && v2) {
@@ -415,14 +416,14 @@ int k8s_cgroup_parse(const char *text, size_t len, struct k8s_container_ref *out
 		return 0;
 	}
 	if (first_bad) {
-		seterr(err, err_len, "%s", first_why);
+		k8s_seterr(err, err_len, "%s", first_why);
 		return first_bad;
 	}
 	if (!any) {
-		seterr(err, err_len, "empty cgroup file");
+		k8s_seterr(err, err_len, "empty cgroup file");
 		return -EINVAL;
 	}
-	seterr(err, err_len, "%s", why[0] ? why : "not a container's cgroup");
+	k8s_seterr(err, err_len, "%s", why[0] ? why : "not a container's cgroup");
 	return -ENOENT;
 }
 
@@ -438,14 +439,14 @@ int k8s_cgroup_read(const char *proc_root, pid_t pid, struct k8s_container_ref *
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, err_len, "%s: %s", path, strerror(errno));
+		k8s_seterr(err, err_len, "%s: %s", path, strerror(errno));
 		return rc;
 	}
 	/* One byte more than allowed, to tell a file at the limit from one over it. */
 	buf = malloc(K8S_CGROUP_FILE_MAX + 1);
 	if (!buf) {
 		close(fd);
-		seterr(err, err_len, "out of memory");
+		k8s_seterr(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	while (n < K8S_CGROUP_FILE_MAX + 1) {
@@ -454,7 +455,7 @@ int k8s_cgroup_read(const char *proc_root, pid_t pid, struct k8s_container_ref *
 			continue;
 		if (r < 0) {
 			rc = -errno;
-			seterr(err, err_len, "%s: %s", path, strerror(errno));
+			k8s_seterr(err, err_len, "%s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (r == 0)

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "bizprobe/k8s.h"
+#include "k8s_internal.h"
 
 #define MAX_CONTAINERS_PER_POD 32
 /* One watch event holds one pod object: a pod bigger than this is no pod (etcd's own limit for
@@ -56,17 +57,6 @@ struct k8s_pod_cache {
 	pthread_cond_t stop_cond;
 	bool stop;
 };
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 void k8s_pod_info_release(struct k8s_pod_info *p)
 {
@@ -608,7 +598,7 @@ static int read_token(const char *path, char *out, size_t cap, char *err, size_t
 	size_t n;
 
 	if (!f) {
-		seterr(err, err_len, "%s: %s", path, strerror(errno));
+		k8s_seterr(err, err_len, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
 	n = fread(out, 1, cap - 1, f);
@@ -617,7 +607,7 @@ static int read_token(const char *path, char *out, size_t cap, char *err, size_t
 	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
 		out[--n] = '\0';
 	if (!n || strpbrk(out, "\r\n")) {
-		seterr(err, err_len, "%s: no token", path);
+		k8s_seterr(err, err_len, "%s: no token", path);
 		return -EINVAL;
 	}
 	return 0;
@@ -637,7 +627,7 @@ static int http_get(struct k8s_pod_cache *c, const char *path_query, struct body
 	if (rc)
 		return rc;
 	if (snprintf(url, sizeof(url), "%s%s", c->url_base, path_query) >= (int)sizeof(url)) {
-		seterr(err, err_len, "URL too long");
+		k8s_seterr(err, err_len, "URL too long");
 		return -ENAMETOOLONG;
 	}
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
@@ -645,7 +635,7 @@ static int http_get(struct k8s_pod_cache *c, const char *path_query, struct body
 	h = curl_easy_init();
 	if (!h) {
 		explicit_bzero(auth, sizeof(auth));
-		seterr(err, err_len, "out of memory");
+		k8s_seterr(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	hdrs = curl_slist_append(hdrs, auth);
@@ -669,13 +659,13 @@ static int http_get(struct k8s_pod_cache *c, const char *path_query, struct body
 	curl_slist_free_all(hdrs);
 	explicit_bzero(auth, sizeof(auth));
 	if (b->too_big) {
-		seterr(err, err_len, "answer larger than %zu bytes", b->limit);
+		k8s_seterr(err, err_len, "answer larger than %zu bytes", b->limit);
 		return -E2BIG;
 	}
 	if (cr == CURLE_WRITE_ERROR && b->event_rc)
 		return b->event_rc;
 	if (cr != CURLE_OK && !(cr == CURLE_OPERATION_TIMEDOUT && b->c)) {
-		seterr(err, err_len, "%s: %s", c->url_base, curl_easy_strerror(cr));
+		k8s_seterr(err, err_len, "%s: %s", c->url_base, curl_easy_strerror(cr));
 		return cr == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED : -EIO;
 	}
 	return 0;
@@ -717,13 +707,13 @@ int k8s_pod_cache_sync(struct k8s_pod_cache *c, char *err, size_t err_len)
 	if (!rc)
 		rc = http_get(c, q, &b, 60, &status, err, err_len);
 	if (!rc && status != 200) {
-		seterr(err, err_len, "GET %s: HTTP %ld", q, status);
+		k8s_seterr(err, err_len, "GET %s: HTTP %ld", q, status);
 		rc = status == 401 || status == 403 ? -EACCES : -EIO;
 	}
 	if (!rc) {
 		rc = k8s_pod_cache_apply_list(c, b.buf ? b.buf : "", b.len);
 		if (rc)
-			seterr(err, err_len, "GET %s: not a PodList", q);
+			k8s_seterr(err, err_len, "GET %s: not a PodList", q);
 	}
 	free(b.buf);
 	if (rc)
@@ -745,7 +735,7 @@ static int watch_once(struct k8s_pod_cache *c, char *err, size_t err_len)
 	if (!rc)
 		rc = http_get(c, q, &b, (long)c->watch_timeout_s + 30, &status, err, err_len);
 	if (!rc && status != 200) {
-		seterr(err, err_len, "watch: HTTP %ld", status);
+		k8s_seterr(err, err_len, "watch: HTTP %ld", status);
 		rc = status == 410 ? -ESTALE : -EIO;
 	}
 	if (!rc && b.event_rc == -ESTALE)
@@ -827,7 +817,7 @@ struct k8s_pod_cache *k8s_pod_cache_new(const struct k8s_pod_cache_config *cfg, 
 
 	if (cfg->api_url) {
 		if (strncmp(cfg->api_url, "https://", 8)) {
-			seterr(err, err_len, "kube API URL %s: not https://", cfg->api_url);
+			k8s_seterr(err, err_len, "kube API URL %s: not https://", cfg->api_url);
 			return NULL;
 		}
 		snprintf(url, sizeof(url), "%s", cfg->api_url);
@@ -836,12 +826,12 @@ struct k8s_pod_cache *k8s_pod_cache_new(const struct k8s_pod_cache_config *cfg, 
 		snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
 			 host, port && *port ? port : "443");
 	} else {
-		seterr(err, err_len,
+		k8s_seterr(err, err_len,
 		       "no kube API: KUBERNETES_SERVICE_HOST is unset (not in a pod?)");
 		return NULL;
 	}
 	if (!node || !*node || strlen(node) > K8S_NAME_MAX) {
-		seterr(err, err_len,
+		k8s_seterr(err, err_len,
 		       "no node name: set NODE_NAME (the downward API's spec.nodeName)");
 		return NULL;
 	}
@@ -849,7 +839,7 @@ struct k8s_pod_cache *k8s_pod_cache_new(const struct k8s_pod_cache_config *cfg, 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		seterr(err, err_len, "out of memory");
+		k8s_seterr(err, err_len, "out of memory");
 		return NULL;
 	}
 	while (strlen(url) > 8 && url[strlen(url) - 1] == '/')
@@ -867,16 +857,16 @@ struct k8s_pod_cache *k8s_pod_cache_new(const struct k8s_pod_cache_config *cfg, 
 	pthread_mutex_init(&c->stop_lock, NULL);
 	pthread_cond_init(&c->stop_cond, NULL);
 	if (!c->url_base || !c->node || !c->token_file || !c->ca_file || !c->pods) {
-		seterr(err, err_len, "out of memory");
+		k8s_seterr(err, err_len, "out of memory");
 		goto fail;
 	}
 	if (access(c->token_file, R_OK)) {
-		seterr(err, err_len, "service account token %s: %s", c->token_file,
+		k8s_seterr(err, err_len, "service account token %s: %s", c->token_file,
 		       strerror(errno));
 		goto fail;
 	}
 	if (access(c->ca_file, R_OK)) {
-		seterr(err, err_len, "kube API CA %s: %s", c->ca_file, strerror(errno));
+		k8s_seterr(err, err_len, "kube API CA %s: %s", c->ca_file, strerror(errno));
 		goto fail;
 	}
 	return c;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bizprobe/k8s.h"
+#include "k8s_internal.h"
 
 static const char *const kind_names[K8S_SELECT__COUNT] = {
     [K8S_SELECT_EXE] = "exe",
@@ -18,17 +19,6 @@ static const char *const kind_names[K8S_SELECT__COUNT] = {
     [K8S_SELECT_CGROUP] = "cgroup",
 };
 
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !err_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
 int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_t err_len)
 {
 	const char *eq = strchr(arg, '=');
@@ -37,7 +27,7 @@ int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_
 	int kind = -1;
 
 	if (s->n == K8S_MAX_SELECTORS) {
-		seterr(err, err_len, "more than %d --select", K8S_MAX_SELECTORS);
+		k8s_seterr(err, err_len, "more than %d --select", K8S_MAX_SELECTORS);
 		return -EINVAL;
 	}
 	kl = eq ? (size_t)(eq - arg) : 0;
@@ -45,7 +35,7 @@ int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_
 		if (strlen(kind_names[k]) == kl && !memcmp(arg, kind_names[k], kl))
 			kind = k;
 	if (kind < 0) {
-		seterr(err, err_len,
+		k8s_seterr(err, err_len,
 		       "--select %s: not exe=GLOB, comm=NAME, k8s-namespace=NS, "
 		       "k8s-label=KEY=VALUE or cgroup=GLOB",
 		       arg);
@@ -58,19 +48,19 @@ int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_
 		const char *veq = strchr(eq + 1, '=');
 
 		if (!veq || veq == eq + 1) {
-			seterr(err, err_len, "--select %s: k8s-label takes KEY=VALUE", arg);
+			k8s_seterr(err, err_len, "--select %s: k8s-label takes KEY=VALUE", arg);
 			return -EINVAL;
 		}
 		sel->key = strndup(eq + 1, (size_t)(veq - eq - 1));
 		sel->value = strdup(veq + 1);
 	} else {
 		if (!eq[1]) {
-			seterr(err, err_len, "--select %s: empty %s", arg, kind_names[kind]);
+			k8s_seterr(err, err_len, "--select %s: empty %s", arg, kind_names[kind]);
 			return -EINVAL;
 		}
 		/* comm is what the kernel keeps: 15 bytes. A longer name could never match. */
 		if (kind == K8S_SELECT_COMM && strlen(eq + 1) > 15) {
-			seterr(err, err_len,
+			k8s_seterr(err, err_len,
 			       "--select %s: a comm is at most 15 bytes (the kernel cuts "
 			       "longer names; use exe=GLOB)",
 			       arg);
@@ -81,7 +71,7 @@ int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_
 	if (!sel->value || (kind == K8S_SELECT_LABEL && !sel->key)) {
 		free(sel->key);
 		free(sel->value);
-		seterr(err, err_len, "out of memory");
+		k8s_seterr(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	s->n++;
@@ -177,7 +167,7 @@ int k8s_labels_parse(const char *arg, unsigned *mask, char *err, size_t err_len)
 		} else if (n == 8 && !memcmp(p, "workload", 8)) {
 			*mask |= K8S_LABEL_WORKLOAD;
 		} else {
-			seterr(err, err_len,
+			k8s_seterr(err, err_len,
 			       "--k8s-labels %s: \"%.*s\" is not namespace or workload%s", arg,
 			       (int)n, p,
 			       n == 3 && !memcmp(p, "pod", 3)
@@ -190,7 +180,7 @@ int k8s_labels_parse(const char *arg, unsigned *mask, char *err, size_t err_len)
 			p++;
 	}
 	if (!*mask) {
-		seterr(err, err_len, "--k8s-labels: name namespace, workload or both");
+		k8s_seterr(err, err_len, "--k8s-labels: name namespace, workload or both");
 		return -EINVAL;
 	}
 	return 0;
