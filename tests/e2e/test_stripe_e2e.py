@@ -2,7 +2,9 @@
 bizprobe, attached to the app's process only and given the demo's rules file, must export exactly
 the business metrics the scripted traffic mix says it caused (Stripe's and the rules'), and a real
 Prometheus scraping it with the bearer token must hold the same values and compute the guide's
-payment success rate from them."""
+payment success rate from them. The state store's KPI gauges and the admin summary must equal
+the users the mix made, and a restart on the same state dir must resume every counter and MRR
+while redelivered webhooks count once."""
 import json
 import os
 import re
