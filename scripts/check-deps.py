@@ -38,6 +38,7 @@ ALLOWED = {
     "route": "a rules file's route key and Alertmanager's route, in tests",
     "view": "a product view in examples/python-shop/traffic.py",
     "sqlite3": "a pkg-config module in the Makefile (libsqlite3-dev) and Python's module",
+    "systemd": "the kubelet's cgroup driver named in the node-mode tests and manifests",
 }
 
 
