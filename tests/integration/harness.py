@@ -16,6 +16,24 @@ PROGS = os.path.join(ROOT, "tests", "integration", "progs")
 NODE = "/usr/bin/node"
 # Debian's interpreter: it loads libssl.so.3 dynamically when `ssl` is imported.
 PYTHON = os.path.realpath("/usr/bin/python3")
+# The Python shop (examples/python-shop) and the rules the state and status page tests give it:
+# the shop's signup is the KPIs' registration; a product view is activity of whoever asks.
+SHOP_APP = os.path.join(ROOT, "examples", "python-shop", "shop.py")
+SHOP_RULES = """version: 1
+identity:
+  - header: X-User-Id
+events:
+  - name: registration
+    metric: user_registrations_total
+    when: {role: server, method: POST, route: /signup, status: 201}
+    labels:
+      user_type: {request_form: plan, values: [free, plus, pro]}
+    user: {response_json: user_id}
+  - name: product_view
+    metric: product_views_total
+    when: {role: server, method: GET, route: "/products/{sku}", status: 200}
+"""
+SHOP_PLANS = ["free", "free", "plus", "pro", "plus"]
 CURL = "/usr/bin/curl"
 
 

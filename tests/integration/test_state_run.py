@@ -21,26 +21,10 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
 from harness import (  # noqa: E402
-    BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_attached, wait_port)
+    BIZPROBE, PYTHON, SHOP_APP, SHOP_PLANS, SHOP_RULES, SLOW, free_port, main, wait_attached,
+    wait_port)
 
-SHOP = os.path.join(ROOT, "examples", "python-shop", "shop.py")
 ADMIN = "admin-" + os.urandom(8).hex()
-# The shop's signup is the KPIs' registration; a product view is activity of whoever asks.
-RULES = """version: 1
-identity:
-  - header: X-User-Id
-events:
-  - name: registration
-    metric: user_registrations_total
-    when: {role: server, method: POST, route: /signup, status: 201}
-    labels:
-      user_type: {request_form: plan, values: [free, plus, pro]}
-    user: {response_json: user_id}
-  - name: product_view
-    metric: product_views_total
-    when: {role: server, method: GET, route: "/products/{sku}", status: 200}
-"""
-PLANS = ["free", "free", "plus", "pro", "plus"]
 APP_USERS = ["app-user-7f3a", "app-user-91c2"]  # identified by the gateway, never signed up
 
 
@@ -105,10 +89,10 @@ class StateRun(unittest.TestCase):
         self.state = os.path.join(self.tmp, "state")
         self.rules = os.path.join(self.tmp, "rules.yaml")
         with open(self.rules, "w") as f:
-            f.write(RULES)
+            f.write(SHOP_RULES)
         self.salt = "state-test-" + os.urandom(8).hex()
         self.shop_port = free_port()
-        self.shop = subprocess.Popen([PYTHON, SHOP, str(self.shop_port)],
+        self.shop = subprocess.Popen([PYTHON, SHOP_APP, str(self.shop_port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.shop_port)
         self.runs = []
@@ -147,7 +131,7 @@ class StateRun(unittest.TestCase):
         """5 signups (free x2, plus x2, pro); 3 of them and 2 gateway users view products:
         7 distinct users, 5 registered, 12 views."""
         self.emails = []
-        ids = self.signups(PLANS)
+        ids = self.signups(SHOP_PLANS)
         for u in ids[:3]:
             self.view(u, 2)
         for u in APP_USERS:

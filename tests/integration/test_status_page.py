@@ -37,28 +37,13 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
 from harness import (  # noqa: E402
-    BIZPROBE, PYTHON, ROOT, SLOW, free_port, main, wait_attached, wait_port)
+    BIZPROBE, PYTHON, ROOT, SHOP_APP, SHOP_PLANS, SHOP_RULES, SLOW, free_port, main,
+    wait_attached, wait_port)
 
 CHROMIUM = "/usr/bin/chromium"
-SHOP = os.path.join(ROOT, "examples", "python-shop", "shop.py")
 SCREENSHOT = os.path.join(ROOT, "build", "status-page.png")
 TOKEN = "status-admin-" + os.urandom(12).hex()
 SALT = "status-test-" + os.urandom(8).hex()
-RULES = """version: 1
-identity:
-  - header: X-User-Id
-events:
-  - name: registration
-    metric: user_registrations_total
-    when: {role: server, method: POST, route: /signup, status: 201}
-    labels:
-      user_type: {request_form: plan, values: [free, plus, pro]}
-    user: {response_json: user_id}
-  - name: product_view
-    metric: product_views_total
-    when: {role: server, method: GET, route: "/products/{sku}", status: 200}
-"""
-PLANS = ["free", "free", "plus", "pro", "plus"]
 APP_USERS = ["app-user-5d1e", "app-user-c07b"]
 # (amount in cents, outcome) of the payments app's payment intents, all USD.
 PAYMENTS = [(2500, "succeeded"), (1000, "succeeded"), (1999, "declined"), (499, "succeeded")]
@@ -301,7 +286,7 @@ class Run:
         self.err_path = os.path.join(tmp, "run-%d.stderr" % self.port)
         rules = os.path.join(tmp, "rules.yaml")
         with open(rules, "w") as f:
-            f.write(RULES)
+            f.write(SHOP_RULES)
         env = dict(os.environ, USER_TRACKING_SALT=SALT, **env_extra)
         if "ADMIN_API_TOKEN" not in env_extra:
             env.pop("ADMIN_API_TOKEN", None)
@@ -358,7 +343,7 @@ class StatusPage(unittest.TestCase):
         self.stripe.daemon_threads = True
         threading.Thread(target=self.stripe.serve_forever, daemon=True).start()
         self.shop_port = free_port()
-        self.shop = self.spawn([PYTHON, SHOP, str(self.shop_port)])
+        self.shop = self.spawn([PYTHON, SHOP_APP, str(self.shop_port)])
         wait_port(self.shop_port)
         self.pay = self.spawn([PYTHON, "-c", PAY_APP, str(self.stripe.server_address[1])],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -397,7 +382,7 @@ class StatusPage(unittest.TestCase):
         subscription of 9.99 a month."""
         self.secrets = []
         ids = []
-        for i, plan in enumerate(PLANS):
+        for i, plan in enumerate(SHOP_PLANS):
             email = "status.%s.%d@example.com" % (os.urandom(3).hex(), i)
             status, _, body = request(self.shop_port, "POST", "/signup?ref=t",
                                       ("email=%s&plan=%s" % (email, plan)).encode(),
