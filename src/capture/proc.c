@@ -74,6 +74,18 @@ ssize_t proc_cmdline(pid_t pid, char *buf, size_t cap)
 	return read_small_file(path, buf, cap);
 }
 
+ssize_t proc_cgroup(pid_t pid, char *buf, size_t cap)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	n = read_small_file(path, buf, cap - 1);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
 int proc_for_each_exec_mapping(pid_t pid, proc_mapping_fn fn, void *ctx)
 {
 	char path[64], line[4096 + 256], last[4096] = "";

@@ -20,6 +20,8 @@ int proc_exe_id(pid_t pid, struct file_id *out);
 int proc_comm(pid_t pid, char *buf, size_t cap);
 /* The NUL-separated argument vector; returns its length or a negative errno. */
 ssize_t proc_cmdline(pid_t pid, char *buf, size_t cap);
+/* /proc/PID/cgroup, up to cap - 1 bytes, NUL-terminated; its length or a negative errno. */
+ssize_t proc_cgroup(pid_t pid, char *buf, size_t cap);
 
 /*
  * Calls fn once per distinct file mapped executable by pid, with a path that reaches the file

@@ -6,13 +6,13 @@
  * k8s-* selectors, from the pod its cgroup names, looked up in the kube API pod cache.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../capture/proc.h"
 #include "bizprobe/k8s.h"
 #include "run_node.h"
 
@@ -21,24 +21,6 @@ struct run_node {
 	struct k8s_pod_cache *pods; /* NULL: no selector needs pod metadata */
 	uint64_t selected;
 };
-
-/* Up to cap - 1 bytes of a /proc file, NUL-terminated; its length or -1. */
-static ssize_t read_proc(uint32_t pid, const char *name, char *buf, size_t cap)
-{
-	char path[64];
-	ssize_t n, total = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%u/%s", pid, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	while ((size_t)total < cap - 1 && (n = read(fd, buf + total, cap - 1 - (size_t)total)) > 0)
-		total += n;
-	close(fd);
-	buf[total] = '\0';
-	return total;
-}
 
 struct run_node *run_node_new(const struct cli_opts *o)
 {
@@ -116,12 +98,9 @@ bool run_node_select(uint32_t pid, void *ctx)
 		return false; /* a kernel thread, or gone */
 	exe[len] = '\0';
 	view.exe = exe;
-	len = read_proc(pid, "comm", comm, sizeof(comm));
-	if (len > 0) {
-		comm[strcspn(comm, "\n")] = '\0';
+	if (!proc_comm((pid_t)pid, comm, sizeof(comm)))
 		view.comm = comm;
-	}
-	len = read_proc(pid, "cgroup", cgroup_file, sizeof(cgroup_file));
+	len = proc_cgroup((pid_t)pid, cgroup_file, sizeof(cgroup_file));
 	if (len > 0 && !k8s_cgroup_v2_path(cgroup_file, (size_t)len, cgroup, sizeof(cgroup)))
 		view.cgroup = cgroup;
 	if (n->pods && len > 0 && !pod_of(n, cgroup_file, (size_t)len, &pod)) {
