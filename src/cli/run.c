@@ -23,6 +23,7 @@
 #include "run_state.h"
 
 #define DEFAULT_LISTEN	   "127.0.0.1:9464"
+#define DEFAULT_NAMESPACE "direct_fan" /* the guide's metric prefix */
 #define DEFAULT_SALT_FILE STATE_DEFAULT_DIR "/salt"
 #define SECRET_MAX 256
 
@@ -235,9 +236,8 @@ static int setup_identity(struct run_ctx *r, const struct cli_opts *o)
 
 /* The state stage: an explicit --state-dir that cannot be used stops the run; the default
  * directory held by another run of the same targets leaves this one without state. */
-static int start_state(struct run_ctx *r, const struct cli_opts *o)
+static int start_state(struct run_ctx *r, const struct cli_opts *o, const char *ns)
 {
-	const char *ns = o->namespace_ ? o->namespace_ : "direct_fan";
 	char dir[4096];
 	bool fatal = true;
 
@@ -265,6 +265,7 @@ int cmd_run(int argc, char **argv)
 	char secret[SECRET_MAX];
 	uint8_t stripe_id_key[STRIPE_ID_KEY_LEN];
 	int rc = cli_parse("run", argc, argv, &o);
+	const char *ns = o.namespace_ ? o.namespace_ : DEFAULT_NAMESPACE;
 
 	if (rc)
 		return rc > 0 ? 0 : 2;
@@ -284,7 +285,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!env_false("ENABLE_BUSINESS_METRICS")) {
 		struct business_metrics_config bcfg = {
-			.namespace = o.namespace_ ? o.namespace_ : "direct_fan",
+			.namespace = ns,
 		};
 		struct biz_event_sink sink = {on_event, &r};
 		struct stripe_config scfg = {
@@ -349,7 +350,7 @@ int cmd_run(int argc, char **argv)
 		o.capture.select = run_node_select;
 		o.capture.select_ctx = r.node;
 	}
-	if (r.bm && start_state(&r, &o)) {
+	if (r.bm && start_state(&r, &o, ns)) {
 		rc = 2;
 		goto cleanup;
 	}
@@ -368,7 +369,7 @@ int cmd_run(int argc, char **argv)
 		sc.admin = run_state_admin;
 		sc.admin_ctx = r.state;
 	}
-	sc.namespace = o.namespace_ ? o.namespace_ : "direct_fan";
+	sc.namespace = ns;
 	if (sc.admin_token)
 		r.status_events = recent_events_new();
 	sc.recent = r.status_events;
