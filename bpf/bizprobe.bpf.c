@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * bizprobe's kernel side: copies the plaintext of selected processes' HTTP/1.x connections into
- * a ring buffer. TLS plaintext comes from uprobes on OpenSSL; plaintext sockets from syscall
- * tracepoints. Uprobes, tracepoints and raw tracepoints only: no kprobes, no fentry.
+ * a ring buffer. TLS plaintext comes from uprobes on OpenSSL; plaintext sockets from the raw
+ * syscall tracepoints. Uprobes, tracepoints and raw tracepoints only: no kprobes, no fentry.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -91,36 +91,58 @@ static __always_inline void emit_call(__u32 tgid, struct call_args *a, struct co
 	emit_cursor(rec);
 }
 
-/* ---- plaintext sockets: syscall tracepoints ---- */
+/* ---- plaintext sockets: one raw tracepoint on each side of every syscall ---- */
 
-static __always_inline int sock_call_enter(__u64 fd, __u64 buf, __u64 extra, __u32 kind)
+/*
+ * Why raw_syscalls and not a syscalls/sys_enter_<name> tracepoint per call: those run through
+ * the perf tracepoint path (a per-event buffer filled with the arguments) before the program
+ * sees that the caller is not traced, and every read and write of every process on the host
+ * paid that (2.3x on a `dd bs=1`, bench/RESULTS.md). A raw tracepoint hands the program the
+ * registers directly; a process that is not traced costs one array load, and the registers are
+ * read only for targets. x86-64 syscall numbers: the targets are 64-bit processes (a 32-bit
+ * process's numbers differ, and bizprobe ignores them by checking the numbers it knows).
+ */
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_mmap 9
+#define NR_readv 19
+#define NR_writev 20
+#define NR_connect 42
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_accept4 288
+
+/* The syscalls below 64 that a hook looks at, as a bit mask: the first test, before any helper. */
+#define NR_ENTER_MASK                                                                              \
+	((1ULL << NR_read) | (1ULL << NR_write) | (1ULL << NR_close) | (1ULL << NR_mmap) |          \
+	 (1ULL << NR_readv) | (1ULL << NR_writev) | (1ULL << NR_connect) | (1ULL << NR_sendto) |    \
+	 (1ULL << NR_recvfrom) | (1ULL << NR_sendmsg) | (1ULL << NR_recvmsg))
+
+/* A read or write of a target: if its connection is (or may prove to be) HTTP, the arguments
+ * wait for the return, when the byte count is known. */
+static __always_inline int sock_call_enter(__u64 pid_tgid, __u64 fd, __u64 buf, __u64 extra,
+					   __u32 kind)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
 	struct call_args a = {.conn_id = fd, .buf = buf, .extra = extra, .kind = kind};
-	struct conn_state *cs;
+	struct conn_state *cs = sock_conn(pid_tgid >> 32, (__u32)fd);
 
-	if (empty_probes || !is_target(tgid))
-		return 0;
-	/* A connection that is (or may prove to be) HTTP: the arguments wait for the return, when
-	 * the byte count is known. */
-	cs = sock_conn(tgid, (__u32)fd);
 	if (cs && cs->state <= CONN_HTTP)
 		call_stash(SLOT_SOCK, pid_tgid, &a);
 	return 0;
 }
 
-static __always_inline int sock_call_exit(long ret, __u8 dir)
+static __always_inline int sock_call_exit(__u64 pid_tgid, long ret, __u8 dir)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct call_args a;
 	struct conn_state *cs;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET};
 
-	/* is_target first: an array load, where call_take is a helper call that every read and
-	 * write of every other process on the host would pay. */
-	if (empty_probes || !is_target(tgid) || !call_take(SLOT_SOCK, pid_tgid, &a))
+	if (!call_take(SLOT_SOCK, pid_tgid, &a))
 		return 0;
 	key.id = a.conn_id;
 	cs = bpf_map_lookup_elem(&conns, &key);
@@ -129,78 +151,103 @@ static __always_inline int sock_call_exit(long ret, __u8 dir)
 	return 0;
 }
 
-#define SOCK_ENTER(name, kind, extra_arg)                                                          \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
-	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                                 \
-	{                                                                                          \
-		return sock_call_enter(ctx->args[0], ctx->args[1], extra_arg, kind);               \
-	}
-
-#define SOCK_EXIT(name, dir)                                                                       \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
-	int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)                                   \
-	{                                                                                          \
-		return sock_call_exit(ctx->ret, dir);                                              \
-	}
-
-SOCK_ENTER(read, CALL_BUF, 0)
-SOCK_EXIT(read, BP_DIR_INGRESS)
-SOCK_ENTER(recvfrom, CALL_BUF, 0)
-SOCK_EXIT(recvfrom, BP_DIR_INGRESS)
-SOCK_ENTER(readv, CALL_IOV, ctx->args[2])
-SOCK_EXIT(readv, BP_DIR_INGRESS)
-SOCK_ENTER(recvmsg, CALL_MSG, 0)
-SOCK_EXIT(recvmsg, BP_DIR_INGRESS)
-SOCK_ENTER(write, CALL_BUF, 0)
-SOCK_EXIT(write, BP_DIR_EGRESS)
-SOCK_ENTER(sendto, CALL_BUF, 0)
-SOCK_EXIT(sendto, BP_DIR_EGRESS)
-SOCK_ENTER(writev, CALL_IOV, ctx->args[2])
-SOCK_EXIT(writev, BP_DIR_EGRESS)
-SOCK_ENTER(sendmsg, CALL_MSG, 0)
-SOCK_EXIT(sendmsg, BP_DIR_EGRESS)
-
-/* A new connection: a fresh generation, and a single sniff on its first bytes. */
-static __always_inline int sock_opened(long fd, __u8 hint)
+/* A new connection of a target: a fresh generation, and a single sniff on its first bytes. */
+static __always_inline int sock_opened(__u32 tgid, long fd, __u8 hint)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET, .id = (__u64)fd};
 
-	if (empty_probes || fd < 0 || !is_target(tgid))
+	if (fd < 0)
 		return 0;
 	conn_new(&key, hint, SNIFFS_FROM_START, CONN_SNIFFING);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept")
-int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int sock_closed(__u32 tgid, __u64 fd)
 {
-	return sock_opened(ctx->ret, BP_HINT_ACCEPTED);
-}
+	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET, .id = fd};
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
-{
-	return sock_opened(ctx->ret, BP_HINT_ACCEPTED);
-}
-
-/* At entry: a non-blocking connect returns -EINPROGRESS and the fd is in use from here on. */
-SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	return sock_opened((long)ctx->args[0], BP_HINT_CONNECTED);
-}
-
-SEC("tracepoint/syscalls/sys_enter_close")
-int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct conn_key key = {.tgid = tgid, .source = BP_SRC_SOCKET, .id = ctx->args[0]};
-
-	if (empty_probes || !is_target(tgid))
-		return 0;
 	conn_end(&key);
 	return 0;
+}
+
+/* An executable mapping of a file: maybe libssl loaded late (Python imports ssl on demand). */
+static __always_inline int mmap_seen(__u32 tgid, __u64 prot, long fd)
+{
+	if ((prot & PROT_EXEC_) && fd >= 0)
+		emit_meta(BP_EV_MMAP, tgid, 0, 0, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int rtp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = (long)ctx->args[1];
+	__u64 pid_tgid, fd, buf, extra = 0;
+	__u32 kind = CALL_BUF;
+
+	if (empty_probes || nr < 0 || nr >= 64 || !((NR_ENTER_MASK >> nr) & 1))
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_target(pid_tgid >> 32))
+		return 0;
+	fd = BPF_CORE_READ(regs, di);
+	switch (nr) {
+	case NR_close:
+		return sock_closed(pid_tgid >> 32, fd);
+	/* At entry: a non-blocking connect returns -EINPROGRESS and the fd is in use from here on. */
+	case NR_connect:
+		return sock_opened(pid_tgid >> 32, (long)fd, BP_HINT_CONNECTED);
+	case NR_mmap:
+		return mmap_seen(pid_tgid >> 32, BPF_CORE_READ(regs, dx), (long)BPF_CORE_READ(regs, r8));
+	case NR_readv:
+	case NR_writev:
+		kind = CALL_IOV;
+		extra = BPF_CORE_READ(regs, dx);
+		break;
+	case NR_recvmsg:
+	case NR_sendmsg:
+		kind = CALL_MSG;
+		break;
+	default: /* read, write, recvfrom, sendto */
+		break;
+	}
+	buf = BPF_CORE_READ(regs, si);
+	return sock_call_enter(pid_tgid, fd, buf, extra, kind);
+}
+
+/* The return: the syscall's number is read from the registers only for targets. */
+SEC("raw_tracepoint/sys_exit")
+int rtp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long ret = (long)ctx->args[1];
+	__u64 pid_tgid;
+	long nr;
+
+	if (empty_probes)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_target(pid_tgid >> 32))
+		return 0;
+	nr = (long)BPF_CORE_READ(regs, orig_ax);
+	switch (nr) {
+	case NR_read:
+	case NR_readv:
+	case NR_recvfrom:
+	case NR_recvmsg:
+		return sock_call_exit(pid_tgid, ret, BP_DIR_INGRESS);
+	case NR_write:
+	case NR_writev:
+	case NR_sendto:
+	case NR_sendmsg:
+		return sock_call_exit(pid_tgid, ret, BP_DIR_EGRESS);
+	case NR_accept:
+	case NR_accept4:
+		return sock_opened(pid_tgid >> 32, ret, BP_HINT_ACCEPTED);
+	default:
+		return 0;
+	}
 }
 
 /* ---- TLS plaintext: OpenSSL uprobes ---- */
@@ -373,18 +420,5 @@ int tp_sched_exit(void *ctx)
 		return 0;
 	set_target(tgid, 0);
 	emit_meta(BP_EV_EXIT, tgid, 0, 0, 0);
-	return 0;
-}
-
-/* An executable mapping of a file: maybe libssl loaded late (Python imports ssl on demand). */
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int tp_enter_mmap(struct trace_event_raw_sys_enter *ctx)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	long fd = (long)ctx->args[4];
-
-	if (empty_probes || !(ctx->args[2] & PROT_EXEC_) || fd < 0 || !is_target(tgid))
-		return 0;
-	emit_meta(BP_EV_MMAP, tgid, 0, 0, 0);
 	return 0;
 }

@@ -113,6 +113,8 @@ static bool tracepoint_exists(const char *sec)
 		return false;
 	if (strncmp(sec, "tracepoint/", 11) == 0)
 		snprintf(path, sizeof(path), "%s/events/%s", root, sec + 11);
+	else if (strncmp(sec, "raw_tracepoint/sys_", 19) == 0) /* sys_enter, sys_exit */
+		snprintf(path, sizeof(path), "%s/events/raw_syscalls/%s", root, sec + 15);
 	else if (strncmp(sec, "raw_tracepoint/", 15) == 0)
 		snprintf(path, sizeof(path), "%s/events/sched/%s", root, sec + 15);
 	else
@@ -134,11 +136,12 @@ void features_disable_missing(struct bizprobe_bpf *skel)
 	}
 }
 
-/* Task storage for the programs that stash call arguments: uprobes (kprobe type) and syscall
- * tracepoints, both reaching it through the tracing helpers from 5.11 on. */
+/* Task storage for the programs that stash call arguments: uprobes (kprobe type) and the raw
+ * syscall tracepoints, both reaching it through the tracing helpers from 5.11 on. */
 static bool thread_storage_works(void)
 {
-	static const enum bpf_prog_type types[] = {BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT};
+	static const enum bpf_prog_type types[] = {BPF_PROG_TYPE_KPROBE,
+						   BPF_PROG_TYPE_RAW_TRACEPOINT};
 
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) != 1)
 		return false;
