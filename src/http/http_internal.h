@@ -100,6 +100,7 @@ struct http_dir {
 	bool orphan;	 /* the response being parsed has no request to match */
 	bool in_gap;	 /* bytes being fed are placeholders for lost bytes */
 	bool at_eof;	 /* execute(len 0) from close */
+	struct http_msgbuf *req_msg; /* requests: the one being received (the queue's tail) */
 	uint64_t cur_ts_ns;
 	uint8_t stash[HTTP_STASH_BYTES];
 	uint8_t stash_len;
@@ -218,7 +219,6 @@ void http_dir_eof(struct http_conn *c, enum bp_dir dir);
 
 /* tracker.c: the exchange queue, called from the parser callbacks */
 struct http_msgbuf *http_conn_req_begin(struct http_conn *c);
-struct http_msgbuf *http_conn_req_current(struct http_conn *c);
 const struct http_msgbuf *http_conn_req_head(const struct http_conn *c);
 void http_conn_req_complete(struct http_conn *c);
 bool http_conn_resp_has_target(const struct http_conn *c);

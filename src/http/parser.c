@@ -36,8 +36,11 @@ static struct http_msgbuf *cur_msg(struct http_dir *d)
 {
 	struct http_conn *c = d->conn;
 
+	/* The request being received is the queue's tail, remembered when it began: this runs for
+	 * every piece of every header, and finding the tail takes a division (the queue's size is
+	 * configured). A reset ends the message (msg_active) and empties the queue. */
 	if (d->is_request)
-		return http_conn_req_current(c);
+		return d->msg_active && c->q_count ? d->req_msg : NULL;
 	return &c->resp[c->cur_resp];
 }
 
@@ -55,6 +58,7 @@ static int on_message_begin(http_parser *p)
 
 	if (d->is_request) {
 		m = http_conn_req_begin(c);
+		d->req_msg = m;
 	} else {
 		m = &c->resp[c->cur_resp];
 		http_msgbuf_reset(m);

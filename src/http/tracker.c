@@ -170,13 +170,6 @@ void http_mem_zfree(void *opaque, void *p)
 	free(h);
 }
 
-struct http_msgbuf *http_conn_req_current(struct http_conn *c)
-{
-	if (!c->q_count || !c->dir[c->req_dir].msg_active)
-		return NULL;
-	return c->queue[(c->q_head + c->q_count - 1) % c->t->cfg.max_pipelined];
-}
-
 const struct http_msgbuf *http_conn_req_head(const struct http_conn *c)
 {
 	return c->q_count ? c->queue[c->q_head] : NULL;

@@ -77,6 +77,7 @@ struct stripe_semantics {
 	char **hosts;
 	unsigned n_hosts;
 	char *webhook_secret;
+	struct webhook_mac *webhook_mac; /* keyed with webhook_secret once (webhook.c) */
 	unsigned tolerance_s;
 	unsigned action_timeout_s;
 	unsigned processing_timeout_s;
@@ -98,6 +99,9 @@ struct stripe_semantics {
 	struct stripe_pending_total pending_totals[2 * STRIPE_MAX_CURRENCIES];
 	unsigned n_pending_totals;
 	struct stripe_stats stats;
+	/* The body being read (an API response or a webhook event), reused from one exchange to
+	 * the next: one body at a time is ever parsed, and this way a parse allocates nothing. */
+	struct json_doc *doc;
 };
 
 
@@ -158,6 +162,12 @@ void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute);
 
 /* Webhooks (webhook.c). */
 void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex);
+/* HMAC-SHA256 keyed with a webhook secret, set up once; NULL when OpenSSL fails. */
+struct webhook_mac *webhook_mac_new(const char *secret);
+void webhook_mac_free(struct webhook_mac *m);
+/* webhook_verify_signature with a key set up by webhook_mac_new (NULL: -EINVAL). */
+int webhook_verify_with(struct webhook_mac *mac, const char *header, const uint8_t *body,
+			size_t body_len, time_t now, unsigned tolerance_s);
 /* Dispatches a Stripe object (data.object of an event, or an API response body). */
 void stripe_object_dispatch(struct stripe_semantics *s, struct json_val obj, const char *event_type,
 			    enum stripe_source src);

@@ -246,34 +246,41 @@ static void observe(struct stripe_semantics *s, const struct observation *o, enu
 void stripe_payment_intent_seen(struct stripe_semantics *s, struct json_val pi,
 				enum stripe_source src)
 {
-	struct json_val lpe = stripe_json_obj(pi, "last_payment_error");
 	const char *status = stripe_json_str(pi, "status");
-	struct observation o = {
-	    .pi_id = stripe_json_str(pi, "id"),
-	    .charge = stripe_json_ref(pi, "latest_charge"),
-	    .currency = stripe_json_str(pi, "currency"),
-	};
+	struct json_val lpe = {NULL, -1};
+	struct observation o = {0};
 	int64_t received = 0;
 	char user[PSEUDONYM_LEN];
 
-	if (!status || !o.pi_id)
+	/* The status first: it decides whether anything else is read (each lookup walks the
+	 * object's fifty members), and a PaymentIntent just created is read for nothing else. */
+	if (!status)
 		return;
+	if (!strcmp(status, "succeeded")) {
+		o.status = STRIPE_ATTEMPT_SUCCEEDED;
+	} else if (!strcmp(status, "canceled")) {
+		o.status = STRIPE_ATTEMPT_CANCELED;
+	} else if (!strcmp(status, "processing")) {
+		o.status = STRIPE_ATTEMPT_PROCESSING;
+	} else if (!strcmp(status, "requires_action")) {
+		o.status = STRIPE_ATTEMPT_REQUIRES_ACTION;
+	} else if (!strcmp(status, "requires_payment_method")) {
+		/* Back to requires_payment_method with an error: the last attempt failed. Without
+		 * an error it was just created or updated: no attempt yet. */
+		lpe = stripe_json_obj(pi, "last_payment_error");
+		if (!json_present(lpe))
+			return;
+		o.status = STRIPE_ATTEMPT_FAILED;
+	} else {
+		return; /* requires_confirmation, requires_capture: nothing decided yet */
+	}
+	o.pi_id = stripe_json_str(pi, "id");
+	if (!o.pi_id)
+		return;
+	o.charge = stripe_json_ref(pi, "latest_charge");
+	o.currency = stripe_json_str(pi, "currency");
 	if (stripe_object_user(s, pi, user))
 		o.user = user;
-	if (!strcmp(status, "succeeded"))
-		o.status = STRIPE_ATTEMPT_SUCCEEDED;
-	else if (!strcmp(status, "canceled"))
-		o.status = STRIPE_ATTEMPT_CANCELED;
-	else if (!strcmp(status, "processing"))
-		o.status = STRIPE_ATTEMPT_PROCESSING;
-	else if (!strcmp(status, "requires_action"))
-		o.status = STRIPE_ATTEMPT_REQUIRES_ACTION;
-	/* Back to requires_payment_method with an error: the last attempt failed. Without an
-	 * error it was just created or updated: no attempt yet. */
-	else if (!strcmp(status, "requires_payment_method") && json_present(lpe))
-		o.status = STRIPE_ATTEMPT_FAILED;
-	else
-		return; /* requires_confirmation, requires_capture: nothing decided yet */
 
 	if (o.status == STRIPE_ATTEMPT_FAILED) {
 		const char *c = stripe_json_ref(lpe, "charge");

@@ -61,7 +61,8 @@ struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 	}
 	if (cfg->webhook_secret && *cfg->webhook_secret) {
 		s->webhook_secret = strdup(cfg->webhook_secret);
-		if (!s->webhook_secret)
+		s->webhook_mac = webhook_mac_new(cfg->webhook_secret);
+		if (!s->webhook_secret || !s->webhook_mac)
 			goto fail;
 	}
 	s->tolerance_s = cfg->webhook_tolerance_s ? cfg->webhook_tolerance_s : 300;
@@ -78,8 +79,9 @@ struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 				 s, cfg->id_key);
 	s->refunds_seen = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
 	s->disputes_seen = stripe_lru_new(tracked, 1, NULL, NULL, cfg->id_key);
+	s->doc = json_doc_new();
 	if (!s->events || !s->attempts_seen || !s->intents || !s->subs || !s->refunds_seen ||
-	    !s->disputes_seen)
+	    !s->disputes_seen || !s->doc)
 		goto fail;
 	return s;
 fail:
@@ -98,6 +100,7 @@ void stripe_semantics_free(struct stripe_semantics *s)
 	stripe_lru_free(s->subs);
 	stripe_lru_free(s->refunds_seen);
 	stripe_lru_free(s->disputes_seen);
+	json_doc_free(s->doc);
 	if (s->hosts) {
 		for (unsigned i = 0; i < s->n_hosts; i++)
 			free(s->hosts[i]);
@@ -109,6 +112,7 @@ void stripe_semantics_free(struct stripe_semantics *s)
 	}
 	free(s->user_keys);
 	free(s->webhook_secret);
+	webhook_mac_free(s->webhook_mac);
 	free(s);
 }
 
@@ -238,7 +242,7 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 	const char *method = method_label(ex->method);
 	const char *req_labels[] = {endpoint, method, code};
 	bool write = strcmp(method, "GET") != 0;
-	struct json_doc *body;
+	struct json_val body;
 
 	s->stats.api_exchanges++;
 	stripe_endpoint_template(ex->path ? ex->path : ex->target, endpoint, sizeof(endpoint));
@@ -261,12 +265,12 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 		stripe_emit(s, BIZ_STRIPE_TRUNCATED, NULL, labels, 1, false, 0, NULL);
 		return;
 	}
-	body = json_doc_parse(ex->resp.body, ex->resp.body_len);
-	if (!body) {
+	if (json_doc_load(s->doc, ex->resp.body, ex->resp.body_len)) {
 		if (ex->resp.body_len)
 			s->stats.parse_errors++;
 		return;
 	}
+	body = json_doc_root(s->doc);
 	if (ex->status == 402) {
 		const char *idem = stripe_header(&ex->req, "Idempotency-Key");
 
@@ -274,14 +278,13 @@ static void api_handle(struct stripe_semantics *s, const struct http_exchange *e
 		if (!ex->req.body_truncated && ex->req.body)
 			form_urlencoded_get((const char *)ex->req.body, ex->req.body_len,
 					    "currency", req_cur, sizeof(req_cur));
-		stripe_payment_error_seen(s, stripe_json_obj(json_doc_root(body), "error"), idem,
+		stripe_payment_error_seen(s, stripe_json_obj(body, "error"), idem,
 					  req_cur[0] ? req_cur : NULL);
 	} else if (ex->status >= 200 && ex->status <= 299) {
-		dispatch(s, json_doc_root(body), NULL,
+		dispatch(s, body, NULL,
 			 write ? STRIPE_SRC_API_WRITE : STRIPE_SRC_API_READ,
 			 !strcmp(method, "POST") && is_create(endpoint), !strcmp(method, "DELETE"));
 	}
-	json_doc_free(body);
 }
 
 void stripe_semantics_tick(struct stripe_semantics *s, time_t wall_now)

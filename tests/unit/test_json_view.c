@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* json_view: what the Stripe stage reads out of bodies, and what it must refuse. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,6 +240,47 @@ static void test_prefixes_and_growth(void **state)
 	free(big);
 }
 
+/* One document reused as the Stripe stage reuses it: each load reads only its own text, a
+ * refused load leaves nothing readable, the text is not modified, and a name written with an
+ * escape still matches in a body that has one (and only then is a name decoded). */
+static void test_reused_document(void **state)
+{
+	static const char first[] = "{\"id\":\"evt_1\",\"type\":\"payment_intent.succeeded\","
+				    "\"data\":{\"object\":{\"amount\":500}}}";
+	static const char second[] = "{\"\\u0069d\":\"pi_\\u00e9\",\"n\":-3}";
+	char text[sizeof(first)];
+	struct json_doc *d = json_doc_new();
+	struct json_val root;
+	int64_t n = 0;
+
+	assert_non_null(d);
+	memcpy(text, first, sizeof(first));
+	assert_int_equal(json_doc_load(d, (const uint8_t *)text, sizeof(first) - 1), 0);
+	root = json_doc_root(d);
+	assert_string_equal(json_string(json_get(root, "type")), "payment_intent.succeeded");
+	assert_string_equal(json_string(json_get(root, "id")), "evt_1");
+	assert_true(json_int64(json_get(json_get(json_get(root, "data"), "object"), "amount"), &n));
+	assert_int_equal(n, 500);
+	assert_memory_equal(text, first, sizeof(first));
+
+	assert_int_equal(json_doc_load(d, (const uint8_t *)second, sizeof(second) - 1), 0);
+	root = json_doc_root(d);
+	assert_string_equal(json_string(json_get(root, "id")), "pi_\xc3\xa9");
+	assert_false(json_present(json_get(root, "type")));
+	assert_true(json_int64(json_get(root, "n"), &n));
+	assert_int_equal(n, -3);
+
+	assert_int_equal(json_doc_load(d, (const uint8_t *)"{\"id\":", 6), -EINVAL);
+	assert_false(json_present(json_doc_root(d)));
+	assert_null(json_string(json_get(json_doc_root(d), "id")));
+	assert_int_equal(json_doc_load(d, NULL, 4), -EINVAL);
+	assert_int_equal(json_doc_load(NULL, (const uint8_t *)"{}", 2), -EINVAL);
+
+	assert_int_equal(json_doc_load(d, (const uint8_t *)"{\"id\":\"x\"}", 10), 0);
+	assert_string_equal(json_string(json_get(json_doc_root(d), "id")), "x");
+	json_doc_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_int64_range),
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_prefixes_and_growth),
+	    cmocka_unit_test(test_reused_document),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
