@@ -250,6 +250,109 @@ int rtp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 }
 
+/*
+ * ---- plaintext sockets, the alternative: uprobes on the C library's wrappers ----
+ *
+ * With `--socket-hooks libc` (--pid only) the raw syscall tracepoints stay off and these take
+ * their place, planted in the traced processes' own libc: no other process on the host pays
+ * anything (a syscall tracepoint makes every process's syscalls take the slow path). The traced
+ * process pays a trap per call instead, and calls that bypass libc (a static binary, raw
+ * syscall(2)) are not seen. The same stash and emit as the tracepoints.
+ */
+static __always_inline int libc_call_enter(__u64 fd, __u64 buf, __u64 extra, __u32 kind)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (empty_probes || !is_target(pid_tgid >> 32))
+		return 0;
+	return sock_call_enter(pid_tgid, fd, buf, extra, kind);
+}
+
+static __always_inline int libc_call_return(long ret, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (empty_probes || !is_target(pid_tgid >> 32))
+		return 0;
+	return sock_call_exit(pid_tgid, ret, dir);
+}
+
+/* read, recv, recvfrom, write, send, sendto */
+SEC("uprobe")
+int BPF_KPROBE(up_libc_buf, int fd, void *buf)
+{
+	return libc_call_enter((__u64)fd, (__u64)buf, 0, CALL_BUF);
+}
+
+/* readv, writev */
+SEC("uprobe")
+int BPF_KPROBE(up_libc_iov, int fd, void *iov, int iovcnt)
+{
+	return libc_call_enter((__u64)fd, (__u64)iov, (__u64)iovcnt, CALL_IOV);
+}
+
+/* recvmsg, sendmsg */
+SEC("uprobe")
+int BPF_KPROBE(up_libc_msg, int fd, void *msg)
+{
+	return libc_call_enter((__u64)fd, (__u64)msg, 0, CALL_MSG);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_libc_in, long ret)
+{
+	return libc_call_return(ret, BP_DIR_INGRESS);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_libc_out, long ret)
+{
+	return libc_call_return(ret, BP_DIR_EGRESS);
+}
+
+/* accept, accept4 */
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_libc_accept, int ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (empty_probes || !is_target(tgid))
+		return 0;
+	return sock_opened(tgid, ret, BP_HINT_ACCEPTED);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_libc_connect, int fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (empty_probes || !is_target(tgid))
+		return 0;
+	return sock_opened(tgid, fd, BP_HINT_CONNECTED);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(up_libc_close, int fd)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (empty_probes || !is_target(tgid))
+		return 0;
+	return sock_closed(tgid, (__u64)(long)fd);
+}
+
+/* What the mmap tracepoint tells in the other mode: a library loaded late (Python's ssl). */
+SEC("uretprobe")
+int BPF_KRETPROBE(urp_libc_dlopen, void *handle)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (empty_probes || !handle || !is_target(tgid))
+		return 0;
+	emit_meta(BP_EV_MMAP, tgid, 0, 0, 0);
+	return 0;
+}
+
 /* ---- TLS plaintext: OpenSSL uprobes ---- */
 
 /*

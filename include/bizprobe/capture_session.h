@@ -29,6 +29,10 @@ struct capture_config {
 	bool (*select)(uint32_t pid, void *ctx);
 	void *select_ctx;
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
+	/* --socket-hooks libc (--pid only): plaintext sockets through uprobes in the traced
+	 * processes' C library instead of the raw syscall tracepoints, which every process on the
+	 * host pays for (see bizprobe.bpf.c). */
+	bool libc_socket_hooks;
 	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
 };
 

@@ -559,6 +559,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
+	if (cfg->libc_socket_hooks) {
+		bpf_program__set_autoload(s->skel->progs.rtp_sys_enter, false);
+		bpf_program__set_autoload(s->skel->progs.rtp_sys_exit, false);
+	}
 	if (!features_choose_call_storage(s->skel) && cfg->verbose)
 		fprintf(stderr, "bizprobe: no task storage for tracing programs: calls wait in "
 				"hash maps\n");
@@ -584,7 +588,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->ncpu = libbpf_num_possible_cpus();
 	if (s->ncpu > 0)
 		s->percpu_vals = calloc((size_t)s->ncpu, sizeof(*s->percpu_vals));
-	s->tls = tls_attacher_new(s->skel, cfg->verbose);
+	s->tls = tls_attacher_new(s->skel, cfg->verbose, cfg->libc_socket_hooks);
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), handle_record, s, NULL);
 	if (!s->tls || !s->rb) {
 		set_err(err, err_len, "setting up the ring buffer failed: %s", strerror(errno));

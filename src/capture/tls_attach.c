@@ -21,13 +21,32 @@ static const char *const tls_fn_names[FN__COUNT] = {
 	[FN_READ_EX] = "SSL_read_ex", [FN_FREE] = "SSL_free",
 };
 
-#define LINKS_PER_FILE 9 /* write, write_ex, read, read_ex (entry and return each), free */
+#define SSL_LINKS 9 /* write, write_ex, read, read_ex (entry and return each), free */
+
+/* The C library's socket calls, for --socket-hooks libc (see bizprobe.bpf.c). */
+enum libc_fn {
+	LC_READ, LC_RECV, LC_RECVFROM, LC_READV, LC_RECVMSG, LC_WRITE, LC_SEND, LC_SENDTO,
+	LC_WRITEV, LC_SENDMSG, LC_ACCEPT, LC_ACCEPT4, LC_CONNECT, LC_CLOSE, LC_DLOPEN, LC__COUNT
+};
+
+static const char *const libc_fn_names[LC__COUNT] = {
+	[LC_READ] = "read",	  [LC_RECV] = "recv",	    [LC_RECVFROM] = "recvfrom",
+	[LC_READV] = "readv",	  [LC_RECVMSG] = "recvmsg", [LC_WRITE] = "write",
+	[LC_SEND] = "send",	  [LC_SENDTO] = "sendto",   [LC_WRITEV] = "writev",
+	[LC_SENDMSG] = "sendmsg", [LC_ACCEPT] = "accept",   [LC_ACCEPT4] = "accept4",
+	[LC_CONNECT] = "connect", [LC_CLOSE] = "close",	    [LC_DLOPEN] = "dlopen",
+};
+
+#define LIBC_LINKS 25 /* ten data calls (entry and return each), two accepts, connect, close, dlopen */
+#define LINKS_PER_FILE (SSL_LINKS > LIBC_LINKS ? SSL_LINKS : LIBC_LINKS)
 
 struct tls_file {
 	struct file_id id;
 	bool has_ssl;
+	bool has_libc;	    /* the C library's socket calls (examined in libc mode only) */
 	bool every_process; /* attached once for all processes (see tls_attach.h) */
 	uint64_t off[FN__COUNT];
+	uint64_t libc_off[LC__COUNT];
 };
 
 /* The links of one file, for one process or for all. */
@@ -54,6 +73,7 @@ struct link_reaper {
 struct tls_attacher {
 	struct bizprobe_bpf *skel;
 	bool verbose;
+	bool libc_sockets;
 	struct tls_file *files;
 	unsigned n_files, cap_files, n_ssl_files;
 	struct tls_binding *bindings;
@@ -81,7 +101,7 @@ static void *reap_links(void *arg)
 	return NULL;
 }
 
-struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose)
+struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose, bool libc_sockets)
 {
 	struct tls_attacher *a = calloc(1, sizeof(*a));
 
@@ -89,6 +109,7 @@ struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose)
 		return NULL;
 	a->skel = skel;
 	a->verbose = verbose;
+	a->libc_sockets = libc_sockets;
 	/* A bizprobe killed with SIGKILL leaves its tracefs events: each holds a uprobe on a
 	 * library's code until someone removes it. This start is the next chance. */
 	{
@@ -180,6 +201,11 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 		f->has_ssl = true;
 		a->n_ssl_files++;
 	}
+	/* A C library: it defines the socket calls that no executable or libssl defines. */
+	if (a->libc_sockets && !f->has_ssl &&
+	    elf_sym_offsets(path, libc_fn_names, LC__COUNT, f->libc_off) > 0 &&
+	    f->libc_off[LC_ACCEPT4] && f->libc_off[LC_RECVMSG] && f->libc_off[LC_CLOSE])
+		f->has_libc = true;
 	return f;
 }
 
@@ -220,13 +246,58 @@ static int attach_one(struct bpf_link **slot, struct bpf_program *prog, const ch
 	return 0;
 }
 
+struct link_plan {
+	unsigned fn; /* enum tls_fn or enum libc_fn */
+	struct bpf_program *prog;
+	bool ret;
+};
+
+static int bind_links(struct tls_attacher *a, unsigned file, const char *path, uint32_t pid,
+		      const struct link_plan *plan, unsigned n, const uint64_t *off)
+{
+	const struct tls_file *f = &a->files[file];
+	struct tls_binding b = {.file = file, .pid = pid};
+	int err = 0;
+
+	for (unsigned k = 0; k < n && !err; k++)
+		if (off[plan[k].fn])
+			err = attach_one(&b.links[k], plan[k].prog, path, &f->id, off[plan[k].fn],
+					 plan[k].ret, pid);
+	if (!err && !array_grow((void **)&a->bindings, &a->cap_bindings, a->n_bindings, sizeof(b)))
+		err = -ENOMEM;
+	if (err) {
+		destroy_links(&b);
+		return err;
+	}
+	a->bindings[a->n_bindings++] = b;
+	return 0;
+}
+
+static int bind_libc(struct tls_attacher *a, unsigned file, const char *path, uint32_t pid)
+{
+	struct bizprobe_bpf *k = a->skel;
+	const struct link_plan plan[LIBC_LINKS] = {
+		{LC_READ, k->progs.up_libc_buf, false},	     {LC_READ, k->progs.urp_libc_in, true},
+		{LC_RECV, k->progs.up_libc_buf, false},	     {LC_RECV, k->progs.urp_libc_in, true},
+		{LC_RECVFROM, k->progs.up_libc_buf, false},  {LC_RECVFROM, k->progs.urp_libc_in, true},
+		{LC_READV, k->progs.up_libc_iov, false},     {LC_READV, k->progs.urp_libc_in, true},
+		{LC_RECVMSG, k->progs.up_libc_msg, false},   {LC_RECVMSG, k->progs.urp_libc_in, true},
+		{LC_WRITE, k->progs.up_libc_buf, false},     {LC_WRITE, k->progs.urp_libc_out, true},
+		{LC_SEND, k->progs.up_libc_buf, false},	     {LC_SEND, k->progs.urp_libc_out, true},
+		{LC_SENDTO, k->progs.up_libc_buf, false},    {LC_SENDTO, k->progs.urp_libc_out, true},
+		{LC_WRITEV, k->progs.up_libc_iov, false},    {LC_WRITEV, k->progs.urp_libc_out, true},
+		{LC_SENDMSG, k->progs.up_libc_msg, false},   {LC_SENDMSG, k->progs.urp_libc_out, true},
+		{LC_ACCEPT, k->progs.urp_libc_accept, true}, {LC_ACCEPT4, k->progs.urp_libc_accept, true},
+		{LC_CONNECT, k->progs.up_libc_connect, false}, {LC_CLOSE, k->progs.up_libc_close, false},
+		{LC_DLOPEN, k->progs.urp_libc_dlopen, true},
+	};
+
+	return bind_links(a, file, path, pid, plan, LIBC_LINKS, a->files[file].libc_off);
+}
+
 static int bind_file(struct tls_attacher *a, unsigned file, const char *path, uint32_t pid)
 {
-	const struct {
-		enum tls_fn fn;
-		struct bpf_program *prog;
-		bool ret;
-	} plan[LINKS_PER_FILE] = {
+	const struct link_plan plan[SSL_LINKS] = {
 		{FN_WRITE, a->skel->progs.up_ssl_write, false},
 		{FN_WRITE, a->skel->progs.urp_ssl_write, true},
 		{FN_WRITE_EX, a->skel->progs.up_ssl_write_ex, false},
@@ -237,22 +308,8 @@ static int bind_file(struct tls_attacher *a, unsigned file, const char *path, ui
 		{FN_READ_EX, a->skel->progs.urp_ssl_read_ex, true},
 		{FN_FREE, a->skel->progs.up_ssl_free, false},
 	};
-	const struct tls_file *f = &a->files[file];
-	struct tls_binding b = {.file = file, .pid = pid};
-	int err = 0;
 
-	for (unsigned k = 0; k < LINKS_PER_FILE && !err; k++)
-		if (f->off[plan[k].fn])
-			err = attach_one(&b.links[k], plan[k].prog, path, &f->id, f->off[plan[k].fn],
-					 plan[k].ret, pid);
-	if (!err && !array_grow((void **)&a->bindings, &a->cap_bindings, a->n_bindings, sizeof(b)))
-		err = -ENOMEM;
-	if (err) {
-		destroy_links(&b);
-		return err;
-	}
-	a->bindings[a->n_bindings++] = b;
-	return 0;
+	return bind_links(a, file, path, pid, plan, SSL_LINKS, a->files[file].off);
 }
 
 int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
@@ -268,6 +325,18 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
 	if (!f)
 		return -ENOMEM;
 	file = (unsigned)(f - a->files);
+	if (f->has_libc) {
+		/* Never for every process: that would put a trap in every libc call on the host. */
+		if (pid == TLS_EVERY_PROCESS || bound(a, file, pid))
+			return 0;
+		err = bind_libc(a, file, path, pid);
+		if (err)
+			fprintf(stderr, "bizprobe: attaching socket uprobes to %s for pid %u failed: %s\n",
+				path, pid, strerror(-err));
+		else if (a->verbose)
+			fprintf(stderr, "bizprobe: socket uprobes attached to %s for pid %u\n", path, pid);
+		return err < 0 ? err : 0;
+	}
 	if (!f->has_ssl)
 		return 0;
 	if (f->every_process || bound(a, file, pid))

@@ -16,7 +16,9 @@ struct tls_attacher;
 
 #define TLS_EVERY_PROCESS 0u /* pid argument of tls_attach_file: all processes mapping the file */
 
-struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose);
+/* libc_sockets: also plant the socket uprobes in each traced process's C library
+ * (--socket-hooks libc); never for TLS_EVERY_PROCESS. */
+struct tls_attacher *tls_attacher_new(struct bizprobe_bpf *skel, bool verbose, bool libc_sockets);
 void tls_attacher_free(struct tls_attacher *a);
 
 /* Attaches to path for pid (or TLS_EVERY_PROCESS) if the file defines OpenSSL's SSL_read and is

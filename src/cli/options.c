@@ -32,6 +32,12 @@ void cli_usage(FILE *out)
 		"  --exe PATH         trace every process running this executable, now and later\n"
 		"  --child-delay MS   with --pid, a traced process's child is attached once it has\n"
 		"                     lived MS milliseconds (default 100)\n"
+		"  --socket-hooks syscalls|libc  how plaintext sockets are seen. syscalls (default):\n"
+		"                     raw syscall tracepoints, which every process on the host pays\n"
+		"                     for at each syscall. libc (--pid only): uprobes in the traced\n"
+		"                     processes' C library; other processes pay nothing, the traced\n"
+		"                     ones a trap per socket call, and calls that bypass libc are\n"
+		"                     not seen\n"
 		"trace:\n"
 		"  --json             JSON Lines, one object per exchange\n"
 		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
@@ -105,7 +111,7 @@ enum {
 	OPT_PID = 1000, OPT_EXE, OPT_JSON, OPT_BODIES, OPT_MAX_COPY, OPT_BODY_CAP, OPT_RINGBUF,
 	OPT_LISTEN, OPT_NAMESPACE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WEBHOOK_SECRET_FILE,
 	OPT_STRIPE_HOST, OPT_EMPTY_PROBES, OPT_ACTION_TIMEOUT, OPT_PROCESSING_TIMEOUT, OPT_TRACE,
-	OPT_CHILD_DELAY, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT, OPT_RAW_PATHS,
+	OPT_CHILD_DELAY, OPT_SOCKET_HOOKS, OPT_RULES, OPT_SALT_FILE, OPT_MEMORY_LIMIT, OPT_RAW_PATHS,
 };
 
 /* The state stage's (src/cli/run_state.c). */
@@ -130,6 +136,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"pid", required_argument, NULL, OPT_PID},
 		{"exe", required_argument, NULL, OPT_EXE},
 		{"child-delay", required_argument, NULL, OPT_CHILD_DELAY},
+		{"socket-hooks", required_argument, NULL, OPT_SOCKET_HOOKS},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"bodies", no_argument, NULL, OPT_BODIES},
 		{"raw-paths", no_argument, NULL, OPT_RAW_PATHS},
@@ -316,6 +323,14 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		case OPT_EMPTY_PROBES:
 			o->capture.empty_probes = true;
 			break;
+		case OPT_SOCKET_HOOKS:
+			if (strcmp(optarg, "syscalls") && strcmp(optarg, "libc")) {
+				fprintf(stderr, "bizprobe %s: bad --socket-hooks %s (syscalls or libc)\n",
+					cmd, optarg);
+				return -EINVAL;
+			}
+			o->capture.libc_socket_hooks = !strcmp(optarg, "libc");
+			break;
 		case 'v':
 			o->capture.verbose = true;
 			break;
@@ -346,6 +361,13 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			strcmp(cmd, "run") ? "--node and --select are for bizprobe run"
 			: o->node ? "--node needs at least one --select KIND=VALUE"
 				  : "--select is for --node");
+		return -EINVAL;
+	}
+	/* A process selected by --exe or --node must be seen from its exec, before userspace could
+	 * plant uprobes for it; libc-wide uprobes for every process would trap every libc call on
+	 * the host, the cost this mode exists to avoid. */
+	if (o->capture.libc_socket_hooks && (o->capture.n_exes || o->node)) {
+		fprintf(stderr, "bizprobe %s: --socket-hooks libc is for --pid only\n", cmd);
 		return -EINVAL;
 	}
 	/* `state forget` works on stored state: it traces nothing. */

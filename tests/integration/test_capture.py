@@ -10,7 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
+from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
                      key_of, main, route_template, run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
@@ -46,7 +46,8 @@ def tell(proc, line):
     proc.stdin.flush()
 
 
-class CaptureTest(unittest.TestCase):
+class CaptureCase(unittest.TestCase):
+    """What the capture suites share; no tests of its own."""
     maxDiff = None
 
     def stop_parent(self, parent, tracer):
@@ -62,6 +63,8 @@ class CaptureTest(unittest.TestCase):
         self.assertEqual(got, truth, "missing %s, unexpected %s" % (dict(truth - got),
                                                                    dict(got - truth)))
 
+
+class CaptureTest(CaptureCase):
     def test_node_tls_server_and_client_keepalive(self):
         """OpenSSL inside node: both ends traced, bodies 0 B..200 KiB, CL, chunked, gzip."""
         plan = plan_all_sizes()
@@ -382,6 +385,67 @@ conn(req % 22)
         finally:
             parent.kill()
             parent.wait()
+
+
+LIBC = ["--socket-hooks", "libc"]
+
+
+class LibcSocketHooksTest(CaptureCase):
+    """--socket-hooks libc (issue 20): plaintext sockets through uprobes in the traced process's
+    own C library, the raw syscall tracepoints off. The same exchanges, exactly."""
+
+    def test_plaintext_node_server_libc(self):
+        """libuv's read, writev and accept4 through libc: every size and framing, exact."""
+        plan = plan_all_sizes()
+        with Server(tls=False) as srv:
+            time.sleep(0.2)
+            with Tracer("--pid", str(srv.pid), "--verbose", *LIBC, *BODY_CAP) as tr:
+                truth = run_node_client(srv.base, plan)
+                got = tr.wait_for(len(plan))
+                tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
+        self.assertEqual(len(got), len(plan))
+        self.assertTrue(any("socket uprobes attached to" in l and "libc.so" in l
+                            for l in tr.stderr), "".join(tr.stderr[-20:]))
+
+    def test_pid_python_plaintext_and_late_libssl_libc(self):
+        """A running Python: plaintext calls (send, recv_into) through libc, then the libssl it
+        imports only after bizprobe attached (its uprobes planted at attach, per process)."""
+        script = (
+            "import sys, http.client\n"
+            "sys.stdin.readline()\n"
+            "c = http.client.HTTPConnection('127.0.0.1', %d)\n"
+            "for n in (4, 6000):\n"
+            "    c.request('GET', '/size/%%d' %% n); c.getresponse().read()\n"
+            "import ssl\n"
+            "c = http.client.HTTPSConnection('127.0.0.1', %d,"
+            " context=ssl._create_unverified_context())\n"
+            "c.request('POST', '/form', body=b'x' * 5); c.getresponse().read()\n"
+        )
+        with Server(tls=False) as plain, Server(tls=True) as tls:
+            py = subprocess.Popen([PYTHON, "-c", script % (plain.port, tls.port)],
+                                  stdin=subprocess.PIPE)
+            try:
+                with Tracer("--pid", str(py.pid), *LIBC) as tr:
+                    tell(py, b"go\n")
+                    self.assertEqual(py.wait(60 * SLOW), 0)
+                    got = tr.wait_for(3, ports=[plain.port, tls.port])
+                    tr.stop()
+            finally:
+                py.kill()
+                py.wait()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("client", False, "GET", "/size/4", 200, 0, 4),
+                               ("client", False, "GET", "/size/6000", 200, 0, 6000),
+                               ("client", True, "POST", "/form", 200, 5, len("got 5"))])
+
+    def test_libc_hooks_refused_with_exe(self):
+        """--exe processes must be seen from their exec: the libc mode says it is for --pid."""
+        out = subprocess.run([BIZPROBE, "trace", "--exe", PYTHON, *LIBC], capture_output=True,
+                             text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("--socket-hooks libc is for --pid only", out.stderr)
 
 
 if __name__ == "__main__":
