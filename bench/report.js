@@ -153,6 +153,27 @@ if (Number.isFinite(idleS)) {
     `attached to A's server with no requests for ${fmt(idleS, 0)} s, /metrics scraped every 1 s; ${fmt(sw / idleS)} thread switches/s (schedstat and status of every thread)`);
 }
 
+// Bystanders: processes bizprobe does not trace, on the same host. Throughput ratio per round =
+// the time with no bizprobe over the time with the configuration's bizprobe (bench/run.sh).
+const BYS = { 2: '`run --pid` elsewhere', 3: '`run --exe` elsewhere', 4: 'hook floor (`trace --pid --empty-probes`)', 5: '`run --pid --socket-hooks libc` elsewhere' };
+const bys = (key, cfg) => perRound('Y', (r) => get('Y', r, 1, key) / get('Y', r, cfg, key));
+const bysDetail = [];
+for (const cfg of [1, 2, 3, 4, 5]) {
+  const dd = perRound('Y', (r) => get('Y', r, cfg, 'dd_s')), tls = perRound('Y', (r) => get('Y', r, cfg, 'tls_s'));
+  if (!dd.length) continue;
+  bysDetail.push(`| ${cfg === 1 ? 'no bizprobe' : BYS[cfg]} | ${fmt(median(dd), 3)} s | ${cfg === 1 ? '-' : pct(median(bys('dd_s', cfg)))} | ${fmt(median(tls), 3)} s | ${cfg === 1 ? '-' : pct(median(bys('tls_s', cfg)))} |`);
+}
+if (bysDetail.length) {
+  const dd2 = median(bys('dd_s', 2)), tls2 = median(bys('tls_s', 2));
+  add('syscall-bound bystander (dd bs=1), bizprobe run --pid elsewhere', '>= 95%', pct(dd2), dd2 >= 0.95,
+    `dd's throughput with bizprobe attached to another process over without; per round ${list(bys('dd_s', 2), pct)}; --exe ${pct(median(bys('dd_s', 3)))}, hook floor ${pct(median(bys('dd_s', 4)))}`);
+  const dd5 = median(bys('dd_s', 5));
+  add('syscall-bound bystander (dd bs=1), bizprobe run --pid --socket-hooks libc elsewhere', '>= 95%', pct(dd5), dd5 >= 0.95,
+    `no syscall tracepoint: the socket uprobes sit in the traced process's libc alone; per round ${list(bys('dd_s', 5), pct)}`);
+  add('TLS bystander on the same libssl, bizprobe run --pid elsewhere', '>= 99%', pct(tls2), tls2 >= 0.99,
+    `per round ${list(bys('tls_s', 2), pct)}; --exe ${pct(median(bys('tls_s', 3)))} (with --exe the OpenSSL probes sit in every process's libssl)`);
+}
+
 // Per-configuration detail
 const detail = [];
 for (const wl of ['A', 'B']) {
@@ -190,6 +211,10 @@ out.push('## Throughput per configuration (medians; ratio = median of per-round 
   '| workload | configuration | req/s | vs untraced | per round | non-2xx/errors |', '| --- | --- | --- | --- | --- | --- |', ...detail, '');
 out.push(`## Workload C: latency at a fixed rate, microseconds (${cRate} req/s = half of A's untraced capacity; ${dRate} req/s = half of the slowest configuration's)`, '',
   '| req/s | configuration | p50 | p99 | added p50 | added p99 | p99 per round |', '| --- | --- | --- | --- | --- | --- | --- |', ...cdetail, '');
+if (bysDetail.length) {
+  out.push('## Bystanders: what processes bizprobe does not trace pay (medians of the rounds; ratio = throughput vs no bizprobe)', '',
+    '| bizprobe | dd bs=1 time | dd vs none | TLS GETs time | TLS vs none |', '| --- | --- | --- | --- | --- |', ...bysDetail, '');
+}
 const fm = readWork('forced-metrics.txt');
 if (fm) out.push('## Forced loss (--ringbuf 4096): bizprobe\'s own counters after the run', '', '```', fm, '```', '');
 const pb = readWork('profile-bizprobe.txt'), ps = readWork('profile-server.txt'), pbpf = readWork('profile-server-bpf.txt');
@@ -210,13 +235,18 @@ if (sa || sb) {
     'are paid by the empty-probe floor as well; the bpf_prog_ lines are bizprobe\'s own programs.', '',
     'A (node HTTPS, trivial handler):', '', '```', sa, '```', '', 'B (the demo\'s payment route):', '', '```', sb, '```', '');
 }
-const bc2 = readWork('bpfcost-2.txt'), bc3 = readWork('bpfcost-3.txt');
-if (bc2 && bc3) {
-  out.push('## BPF time per request (A at saturation, kernel.bpf_stats_enabled, its own short run)', '',
-    'Run count and run time of each program divided by the requests wrk completed; the syscall',
-    'tracepoints fire for every process (wrk\'s calls too). The statistics add two clock reads to',
-    'every run, which the empty-probe floor carries as well: bizprobe\'s own work is the difference.', '',
-    'empty-probe floor:', '', '```', bc2, '```', '', 'bizprobe run:', '', '```', bc3, '```', '');
+const BPFCOST = { A: 'A (node HTTPS, node\'s own OpenSSL)', B: 'B (the demo app\'s payment route)', P: 'P (a Python HTTPS server on libssl.so.3, one connection)' };
+const bpfcost = Object.keys(BPFCOST).filter((wl) => readWork(`bpfcost-${wl}-3.txt`));
+if (bpfcost.length) {
+  out.push('## What fires, and BPF time per request (at saturation, kernel.bpf_stats_enabled, its own short runs)', '',
+    'Run count and run time of each program divided by the requests wrk completed; the raw syscall',
+    'tracepoints fire for every syscall of every process (wrk\'s too), and return at once for the ones',
+    'that are not traced. The statistics add two clock reads to every run, which the empty-probe floor',
+    'carries as well: bizprobe\'s own work is the difference.', '');
+  for (const wl of bpfcost) {
+    out.push(`${BPFCOST[wl]}, empty-probe floor:`, '', '```', readWork(`bpfcost-${wl}-2.txt`), '```', '',
+      `${BPFCOST[wl]}, bizprobe run:`, '', '```', readWork(`bpfcost-${wl}-3.txt`), '```', '');
+  }
 }
 const analysis = path.join(__dirname, 'ANALYSIS.md');
 if (fs.existsSync(analysis)) out.push(fs.readFileSync(analysis, 'utf8').trim(), '');

@@ -586,25 +586,42 @@ share_test() {
 }
 
 # BPF time per request of the tracers' programs (kernel.bpf_stats_enabled: each program's run count
-# and total run time), A at saturation, floor (config 2) and bizprobe (config 3). Its own step because
-# the statistics cost two clock reads per program run, which must not touch the throughput runs.
-# Writes WORK/bpfcost-CFG.txt (per program: runs per request, ns per run) and records the totals.
+# and total run time) at saturation, floor (config 2) and bizprobe (config 3), for A (node's own
+# OpenSSL), B (the demo app, when its env is up) and P (a Python HTTPS server: libssl.so.3). Its own
+# step because the statistics cost two clock reads per program run, which must not touch the
+# throughput runs. Writes WORK/bpfcost-WL-CFG.txt (per program: runs per request, ns per run) and
+# records the totals.
 # Programs are told by bizprobe's names (tp_, up_, urp_, rtp_): only one tracer may run (a name
 # seen twice fails the step), and the syscall tracepoints count every process's calls (wrk's too),
 # as they cost.
-bpfcost_test() {
-	local cfg reqs s=$((PROFILE_S > 0 ? PROFILE_S : 1))
-	for cfg in 2 3; do
-		start_a_server 1 || return 1
-		start_tracer "$cfg" A || { stop_tracer; stop "$SRV"; return 1; }
-		BPF_STATS_ON=1
-		sysctl -qw kernel.bpf_stats_enabled=1
-		taskset -c $GEN_CPU wrk -t1 -c32 -d"${s}s" "$SRV_URL" >"$WORK/wrk-bpfcost.txt" 2>&1
-		bpftool prog show -j >"$WORK/progs-$cfg.json" 2>/dev/null
-		sysctl -qw kernel.bpf_stats_enabled=0
-		BPF_STATS_ON=0
-		reqs=$(wrk_total "$WORK/wrk-bpfcost.txt")
-		node -e '
+bpfcost_one() { # WORKLOAD CONFIG: A (node's OpenSSL), B (the demo app), P (Python on libssl.so.3)
+	local wl=$1 cfg=$2 reqs s=$((PROFILE_S > 0 ? PROFILE_S : 1)) port load=()
+	case $wl in
+	A) start_a_server 1 || return 1 ;;
+	B) start_b_server 1 || return 1 ;;
+	P)
+		port=$(free_port)
+		taskset -c $SRV_CPU /usr/bin/python3 "$BENCH/bystander_tls.py" serve "$port" "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/srv.err" 2>&1 &
+		SRV=$!
+		bg_started "$SRV" p-server
+		SRV_URL=https://127.0.0.1:$port/
+		wait_line "$WORK/srv.err" listening 10 "$SRV" || return 1
+		;;
+	esac
+	start_tracer "$cfg" "$wl" || { stop_tracer; stop "$SRV"; return 1; }
+	case $wl in
+	A) load=(taskset -c $GEN_CPU wrk -t1 -c32 -d"${s}s" "$SRV_URL") ;;
+	B) load=(nsx taskset -c $GEN_CPU wrk -t1 -c32 -d"${s}s" -s "$BENCH/tips.lua" "$SRV_URL") ;;
+	P) load=(taskset -c $GEN_CPU wrk -t1 -c1 -d"${s}s" "$SRV_URL") ;; # one connection: a serial server
+	esac
+	BPF_STATS_ON=1
+	sysctl -qw kernel.bpf_stats_enabled=1
+	"${load[@]}" >"$WORK/wrk-bpfcost.txt" 2>&1
+	bpftool prog show -j >"$WORK/progs-$wl-$cfg.json" 2>/dev/null
+	sysctl -qw kernel.bpf_stats_enabled=0
+	BPF_STATS_ON=0
+	reqs=$(wrk_total "$WORK/wrk-bpfcost.txt")
+	node -e '
 const [file, reqs] = process.argv.slice(1);
 const progs = JSON.parse(require("fs").readFileSync(file, "utf8"))
   .filter((p) => /^(tp|up|urp|rtp)_/.test(p.name || "") && p.run_cnt > 0);
@@ -619,13 +636,81 @@ for (const p of progs.sort((a, b) => b.run_time_ns - a.run_time_ns)) {
   console.log(`${p.name.padEnd(16)} ${(p.run_cnt / reqs).toFixed(2).padStart(6)} runs/req ${(p.run_time_ns / p.run_cnt).toFixed(0).padStart(6)} ns/run ${(p.run_time_ns / reqs).toFixed(0).padStart(6)} ns/req`);
 }
 console.log(`total ${(total / reqs).toFixed(0)} ns/req over ${reqs} requests`);
-'  "$WORK/progs-$cfg.json" "${reqs:-0}" >"$WORK/bpfcost-$cfg.txt" || { stop_tracer; stop "$SRV"; return 1; }
-		stop_tracer
-		stop "$SRV"
-		rec P 1 "$cfg" bpf_ns_per_req "$(awk '/^total/ {print $2}' "$WORK/bpfcost-$cfg.txt")"
+'  "$WORK/progs-$wl-$cfg.json" "${reqs:-0}" >"$WORK/bpfcost-$wl-$cfg.txt" || { stop_tracer; stop "$SRV"; return 1; }
+	stop_tracer
+	stop "$SRV"
+	rec P 1 "$cfg" "bpf_ns_per_req_$wl" "$(awk '/^total/ {print $2}' "$WORK/bpfcost-$wl-$cfg.txt")"
+}
+bpfcost_test() {
+	local wl cfg
+	for wl in A B P; do
+		[ "$wl" = B ] && [ "$DEMO_UP" != 1 ] && continue # B needs the demo env (its workload step)
+		for cfg in 2 3; do
+			bpfcost_one "$wl" "$cfg" || return 1
+		done
+		log "BPF ns per request, $wl: floor $(tail -1 "$WORK/bpfcost-$wl-2.txt"); bizprobe $(tail -1 "$WORK/bpfcost-$wl-3.txt")"
 	done
-	log "BPF ns per request: floor $(tail -1 "$WORK/bpfcost-2.txt"); bizprobe $(tail -1 "$WORK/bpfcost-3.txt")"
-	[ -n "$(awk -F'\t' '$1 == "P" && $3 == 3 && $5 > 0' "$RES")" ]
+	[ -n "$(awk -F'\t' '$1 == "P" && $3 == 3 && $4 == "bpf_ns_per_req_A" && $5 > 0' "$RES")" ]
+}
+
+# ------------------------------------------------------------------ bystanders
+# What a process bizprobe does NOT trace pays while bizprobe traces another one on the same host:
+# the first question of an SRE deploying on a shared node. Two bystanders, timed to completion:
+#   dd:  `dd bs=1` from /dev/zero to /dev/null (small reads and writes: a syscall-bound process)
+#   tls: bench/bystander_tls.py, HTTPS GETs over one keep-alive connection between a Python
+#        client and a Python server, both on the host's libssl.so.3 (the library bizprobe probes)
+# Configurations, alternated within each round: 1 no bizprobe; 2 `bizprobe run --pid` on an idle
+# node process; 3 `bizprobe run --exe` with that node binary (its idle process running); 4 the
+# hooks' floor, `bizprobe trace --pid --empty-probes`; 5 `bizprobe run --pid --socket-hooks libc`
+# (no syscall tracepoints). The bystanders on CPU 0, the rest on CPU 1.
+BYS_CFG_NAME=([1]=none [2]=run-pid [3]=run-exe [4]=empty-pid [5]=run-pid-libc)
+bystander_start() { # CONFIG: starts the idle target and the tracer the configuration needs
+	local port
+	BYS_TARGET='' TRACER=''
+	[ "$1" = 1 ] && return 0
+	taskset -c $GEN_CPU node -e 'require("https"); setInterval(() => {}, 1000)' &
+	BYS_TARGET=$!
+	bg_started "$BYS_TARGET" bystander-target
+	port=$(free_port)
+	( # exec: the pid kept is bizprobe's own, so that stop reaches it
+		case $1 in
+		2) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
+		3) exec taskset -c $GEN_CPU "$BIN" run --exe "$(readlink -f "$(command -v node)")" --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
+		4) exec taskset -c $GEN_CPU "$BIN" trace --pid "$BYS_TARGET" --empty-probes ;;
+		5) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --socket-hooks libc --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
+		esac
+	) >/dev/null 2>"$WORK/tracer.err" &
+	TRACER=$!
+	bg_started "$TRACER" bystander-tracer
+	wait_line "$WORK/tracer.err" 'bizprobe: attached:' 30 "$TRACER" || { log "bystander tracer: $(tail -2 "$WORK/tracer.err")"; return 1; }
+}
+bystander_stop() {
+	stop "$TRACER" INT
+	stop "$BYS_TARGET"
+	TRACER='' BYS_TARGET=''
+}
+bystander_test() {
+	local r cfg s t0 t1 port srv dd_n=$((SMOKE ? 100000 : 2000000)) tls_n=$((SMOKE ? 200 : 5000))
+	port=$(free_port)
+	taskset -c $GEN_CPU /usr/bin/python3 "$BENCH/bystander_tls.py" serve "$port" "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/bys-srv.out" 2>&1 &
+	srv=$!
+	bg_started "$srv" bystander-tls-server
+	wait_line "$WORK/bys-srv.out" listening 10 "$srv" || { log "bystander TLS server: $(cat "$WORK/bys-srv.out")"; return 1; }
+	for r in $(seq "$ROUNDS"); do
+		for cfg in 1 2 3 4 5; do
+			bystander_start "$cfg" || { bystander_stop; stop "$srv"; return 1; }
+			t0=$(date +%s.%N)
+			taskset -c $SRV_CPU dd if=/dev/zero of=/dev/null bs=1 count="$dd_n" 2>/dev/null
+			t1=$(date +%s.%N)
+			rec Y "$r" "$cfg" dd_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f\n", b - a}')"
+			s=$(taskset -c $SRV_CPU /usr/bin/python3 "$BENCH/bystander_tls.py" get "$port" "$tls_n") || { bystander_stop; stop "$srv"; return 1; }
+			rec Y "$r" "$cfg" tls_s "$s"
+			log "bystanders round $r ${BYS_CFG_NAME[$cfg]}: dd $(awk -F'\t' -v r="$r" -v c="$cfg" '$1 == "Y" && $2 == r && $3 == c && $4 == "dd_s" {print $5}' "$RES") s, tls $s s"
+			bystander_stop
+		done
+	done
+	stop "$srv"
+	[ -n "$(awk -F'\t' '$1 == "Y" && $3 == 2 && $4 == "tls_s" && $5 > 0' "$RES")" ]
 }
 
 step() { # step NAME FUNCTION...
@@ -640,7 +725,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C D B attach idle render pipeline loss profile share bpfcost} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach idle render pipeline loss profile share bpfcost bystander} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -667,6 +752,7 @@ want loss && step "lost events" loss_test
 want profile && step "perf profiles" profile_test
 want share && step "server CPU in tracer paths" share_test
 want bpfcost && step "BPF time per request" bpfcost_test
+want bystander && step "bystanders" bystander_test
 if [ "$DEMO_UP" = 1 ]; then
 	scripts/demo-env.sh down >/dev/null 2>&1 && DEMO_UP=0
 fi
