@@ -106,11 +106,11 @@ fail:
 static int pod_of(struct run_node *n, const char *cgroup_file, size_t len,
 		  struct k8s_pod_info *pod)
 {
-	if (!n->pods)
-		return -1;
 	struct k8s_container_ref ref;
 	char err[256];
 
+	if (!n->pods)
+		return -1; /* --k8s-labels without the kube API */
 	if (k8s_cgroup_parse(cgroup_file, len, &ref, err, sizeof(err)))
 		return -1;
 	if (ref.pod_uid[0] && !k8s_pod_cache_lookup(n->pods, ref.pod_uid, pod))
