@@ -89,6 +89,15 @@ struct biz_label {
 	const char *value;
 };
 
+/* Where an event's exchange was seen, in node mode (bizprobe run --node, src/k8s/): the traced
+ * process's pod's namespace and workload, each a bounded word ("unknown" when the kube API does
+ * not know the pod, "none" for the workload of a pod no controller owns, "other" past the
+ * table's bound). Owned by node mode and valid while the run lasts. */
+struct biz_target {
+	const char *namespace_;
+	const char *workload;
+};
+
 struct business_event {
 	enum biz_event_kind kind;
 	/* business_events_total{event}: "payment_succeeded", "subscription_created", the rule's
@@ -106,6 +115,9 @@ struct business_event {
 	/* The Stripe object it is about (a subscription), pseudonymized like users, or NULL. */
 	const char *subject;
 	uint64_t wall_ns; /* when it happened, nanoseconds since the epoch */
+	/* The traced process it came from; NULL outside node mode and for events no exchange
+	 * caused (a payment's timeout passing). Set by the sink's wrapper, not by producers. */
+	const struct biz_target *target;
 };
 
 /* Where a producer delivers its events. The sink fans out to every consumer. */
@@ -134,6 +146,13 @@ struct business_metrics;
 struct business_metrics_config {
 	const char *namespace; /* prefix of the Stripe and rule families; NULL: "direct_fan" */
 	unsigned max_label_values; /* series per labelled family; 0: 256 */
+	/* Node mode's --k8s-labels: the event's target's namespace and/or workload appended, as
+	 * labels "namespace" and "workload", to every counter and histogram family (Stripe's,
+	 * business_events_total, the rules'). Not to the gauges that hold one total for all
+	 * targets (subscription_revenue, payments_pending): a copy per target would double under
+	 * sum(). An event without a target has "unknown". */
+	bool label_namespace;
+	bool label_workload;
 };
 
 /* NULL on a bad namespace or out of memory (errno set). reg must outlive it. */

@@ -66,6 +66,12 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
  * a negative errno (-EINTR when a signal arrived). */
 int capture_session_poll(struct capture_session *s, int timeout_ms);
 void capture_session_get_stats(struct capture_session *s, struct capture_stats *out);
+/* The pids traced now, up to cap of them into out; returns how many were written. */
+size_t capture_session_traced(struct capture_session *s, uint32_t *out, size_t cap);
+/* Stops tracing pid, as if it had exited (its links go, on_exit is called so the later stages
+ * forget its connections); a process that stopped being selected. Its children traced through
+ * it stay traced. 0, or -ENOENT when pid is not traced. */
+int capture_session_untrace(struct capture_session *s, uint32_t pid);
 /* Detaches everything. NULL is fine. */
 void capture_session_free(struct capture_session *s);
 

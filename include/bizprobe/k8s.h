@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bizprobe/business_event.h"
+
 /* A pod uid as the API shows it: a UUID (36) or, for static pods, the kubelet's 32-hex hash. */
 #define K8S_POD_UID_MAX 40
 /* Container ids of containerd, CRI-O and Docker: 64 hex digits (a sha256). */
@@ -210,6 +212,11 @@ int k8s_selection_add(struct k8s_selection *s, const char *arg, char *err, size_
 /* Whether any selector needs pod metadata (namespace or labels). */
 bool k8s_selection_needs_pod(const struct k8s_selection *s);
 bool k8s_selection_match(const struct k8s_selection *s, const struct k8s_proc_view *v);
+/* Whether the pod still satisfies the pod selectors (k8s-namespace, k8s-label); the others are
+ * taken as holding. What a traced process is asked again when its pod changes: a label can be
+ * removed from a running pod, while exe, comm and cgroup were judged at exec (a traced process
+ * that execs another program stays traced, as with --exe). true without pod selectors. */
+bool k8s_selection_match_pod(const struct k8s_selection *s, const struct k8s_pod_info *pod);
 void k8s_selection_free(struct k8s_selection *s);
 
 /* The unified hierarchy's path from a /proc/PID/cgroup file ("0::PATH"), NUL-terminated in out;
@@ -221,5 +228,53 @@ int k8s_cgroup_v2_path(const char *text, size_t len, char *out, size_t cap);
 #define K8S_LABEL_WORKLOAD  (1u << 1)
 /* "namespace,workload", "namespace", "workload"; pod names are refused (cardinality). */
 int k8s_labels_parse(const char *arg, unsigned *mask, char *err, size_t err_len);
+
+/* ---- Node mode's targets (k8s_targets.c): the (namespace, workload) of each traced process,
+ * the values of the --k8s-labels on its business series and self-metrics. ---- */
+
+/* The pod is not known to the kube API (no API access, not listed yet): the cgroup path names
+ * its uid, not its namespace or workload. Prometheus treats an empty value as no label. */
+#define K8S_TARGET_UNKNOWN "unknown"
+/* A pod no controller owns: its own name would be one series per pod (cardinality). */
+#define K8S_TARGET_NONE "none"
+/* Distinct (namespace, workload) pairs kept (a node runs 110 pods by default); beyond them,
+ * every new pair shares the one target ("other", "other"). */
+#define K8S_MAX_TARGETS 256
+/* Processes mapped to their target: the capture session traces at most 4096. */
+#define K8S_MAX_TARGET_PIDS 4096
+
+/* The label values of a pod's processes: its namespace and its workload's name, "none" for a
+ * bare pod; both K8S_TARGET_UNKNOWN when pod is NULL. Point into pod or at constants. */
+void k8s_target_names(const struct k8s_pod_info *pod, const char **namespace_,
+		      const char **workload);
+
+struct k8s_target {
+	struct biz_target biz; /* points at the two strings below */
+	char namespace_[K8S_NAME_MAX + 1];
+	char workload[K8S_NAME_MAX + 1];
+	unsigned index;	    /* 0.. in order of first sight: stable while the table lives */
+	uint32_t processes; /* traced now, as of the last k8s_targets_sweep */
+	uint64_t exchanges; /* exchanges of its processes, counted by the caller */
+};
+
+struct k8s_targets;
+
+struct k8s_targets *k8s_targets_new(void);
+void k8s_targets_free(struct k8s_targets *t);
+/* The target named so, added on first sight; the shared overflow target once K8S_MAX_TARGETS
+ * are held. Never NULL. */
+struct k8s_target *k8s_targets_intern(struct k8s_targets *t, const char *namespace_,
+				      const char *workload);
+/* pid's target, or NULL when pid has none (not seen yet). */
+struct k8s_target *k8s_targets_pid(struct k8s_targets *t, uint32_t pid);
+/* Maps pid to target (replacing what it had: a pid reused). -ENOSPC when K8S_MAX_TARGET_PIDS
+ * pids are mapped already. */
+int k8s_targets_set_pid(struct k8s_targets *t, uint32_t pid, struct k8s_target *target);
+void k8s_targets_forget_pid(struct k8s_targets *t, uint32_t pid);
+/* Keeps the pids of traced[] only (the others exited or were dropped) and recounts each
+ * target's processes; pids in traced[] without a target count nowhere. */
+void k8s_targets_sweep(struct k8s_targets *t, const uint32_t *traced, size_t n);
+size_t k8s_targets_count(const struct k8s_targets *t);
+const struct k8s_target *k8s_targets_at(const struct k8s_targets *t, size_t i);
 
 #endif

@@ -655,6 +655,34 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 	return n;
 }
 
+size_t capture_session_traced(struct capture_session *s, uint32_t *out, size_t cap)
+{
+	size_t n = s->n_traced < cap ? s->n_traced : cap;
+
+	memcpy(out, s->traced, n * sizeof(*out));
+	return n;
+}
+
+/* What BP_EV_EXIT does for a process that ended, for one that goes on: the kernel's byte is
+ * cleared here, since its exit will no longer be reported. Connections it had stay in the
+ * kernel's LRU conns map until they age out. */
+int capture_session_untrace(struct capture_session *s, uint32_t pid)
+{
+	if (!is_traced(s, pid))
+		return -ENOENT;
+	if (pid < s->target_pids)
+		s->target_bytes[pid] = 0;
+	remove_pid(s->traced, &s->n_traced, pid);
+	remove_pid(s->rescan, &s->n_rescan, pid);
+	forget_newborn(s, pid);
+	tls_detach_process(s->tls, pid);
+	if (s->verbose)
+		fprintf(stderr, "bizprobe: no longer tracing pid %u\n", pid);
+	if (s->cb.on_exit)
+		s->cb.on_exit(pid, s->cb.ctx);
+	return 0;
+}
+
 void capture_session_get_stats(struct capture_session *s, struct capture_stats *out)
 {
 	int fd = bpf_map__fd(s->skel->maps.stats);

@@ -46,6 +46,7 @@ struct cli_opts {
 	size_t n_selects;
 	const char *kube_api;	  /* --kube-api URL; NULL: the in-cluster service */
 	const char *kube_token_file, *kube_ca_file; /* NULL: the service account's */
+	unsigned k8s_labels; /* --k8s-labels: K8S_LABEL_NAMESPACE | K8S_LABEL_WORKLOAD, or 0 */
 };
 
 /* Parses argv after the command name. Returns 0, 1 when help was printed, or -EINVAL. */

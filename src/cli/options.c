@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bizprobe/k8s.h"
 #include "cli.h"
 
 void cli_usage(FILE *out)
@@ -65,12 +66,18 @@ void cli_usage(FILE *out)
 		"                     SENTRY_DSN in its environment (repeatable): counted in\n"
 		"                     sentry_errors_total\n"
 		"  --node             trace every process on this host that the --select arguments\n"
-		"                     pick, found at its exec and by a /proc scan once a second\n"
+		"                     pick, found at its exec and by a /proc scan once a second;\n"
+		"                     dropped when its pod stops matching (a label removed)\n"
 		"  --select KIND=VALUE  exe=GLOB (path inside its container), comm=NAME,\n"
 		"                     cgroup=GLOB, k8s-namespace=NS, k8s-label=KEY=VALUE; one kind\n"
 		"                     repeated is either, different kinds must all hold\n"
 		"  --kube-api URL, --kube-token-file F, --kube-ca-file F  the kube API for the k8s-*\n"
 		"                     selectors (default: the in-cluster service account; NODE_NAME)\n"
+		"  --k8s-labels LIST  namespace, workload or namespace,workload: labels added to\n"
+		"                     every business counter and histogram (the traced process's\n"
+		"                     pod's; \"unknown\" without the kube API, workload \"none\" for\n"
+		"                     a pod no controller owns), and per-target self-metrics.\n"
+		"                     Pod names are refused (a series per pod)\n"
 		"  --sentry-dsn DSN   report failed business flows to this Sentry project (or\n"
 		"                     SENTRY_DSN in bizprobe's environment, which ps does not show)\n"
 		"  environment: METRICS_AUTH_TOKEN (bearer token for /metrics),\n"
@@ -128,6 +135,7 @@ enum {
 	OPT_KUBE_API,
 	OPT_KUBE_TOKEN_FILE,
 	OPT_KUBE_CA_FILE,
+	OPT_K8S_LABELS,
 };
 
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
@@ -163,6 +171,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"kube-api", required_argument, NULL, OPT_KUBE_API},
 		{"kube-token-file", required_argument, NULL, OPT_KUBE_TOKEN_FILE},
 		{"kube-ca-file", required_argument, NULL, OPT_KUBE_CA_FILE},
+		{"k8s-labels", required_argument, NULL, OPT_K8S_LABELS},
 		{"sentry-host", required_argument, NULL, OPT_SENTRY_HOST},
 		{"sentry-dsn", required_argument, NULL, OPT_SENTRY_DSN},
 		/* Hidden: the benchmark's floor (same attach points, programs return at once). */
@@ -307,6 +316,15 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		case OPT_KUBE_CA_FILE:
 			o->kube_ca_file = optarg;
 			break;
+		case OPT_K8S_LABELS: {
+			char why[256];
+
+			if (k8s_labels_parse(optarg, &o->k8s_labels, why, sizeof(why))) {
+				fprintf(stderr, "bizprobe %s: %s\n", cmd, why);
+				return -EINVAL;
+			}
+			break;
+		}
 		case OPT_SALT_FILE:
 			o->salt_file = optarg;
 			break;
@@ -368,6 +386,10 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	 * the host, the cost this mode exists to avoid. */
 	if (o->capture.libc_socket_hooks && (o->capture.n_exes || o->node)) {
 		fprintf(stderr, "bizprobe %s: --socket-hooks libc is for --pid only\n", cmd);
+		return -EINVAL;
+	}
+	if (o->k8s_labels && !o->node) {
+		fprintf(stderr, "bizprobe %s: --k8s-labels is for --node\n", cmd);
 		return -EINVAL;
 	}
 	/* `state forget` works on stored state: it traces nothing. */

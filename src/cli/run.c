@@ -11,6 +11,7 @@
 
 #include "bizprobe/business_event.h"
 #include "bizprobe/identity.h"
+#include "bizprobe/k8s.h"
 #include "bizprobe/metrics.h"
 #include "bizprobe/metrics_server.h"
 #include "bizprobe/self_metrics.h"
@@ -49,13 +50,24 @@ struct run_ctx {
 	/* The status page's recent events (redacted: name, labels, time); NULL when it is off. */
 	struct recent_events *status_events;
 	struct run_node *node; /* --node: which processes of the host are traced */
+	/* --k8s-labels: the target of the exchange the semantics work on now; NULL between
+	 * exchanges (events of a tick, a timeout passing) and outside node mode. */
+	const struct biz_target *exchange_target;
 };
 
 /* Every business event goes to each consumer: the metrics stage, the state, Sentry, the status
- * page. */
+ * page. The producers do not know targets: the event gets the one of the exchange being
+ * interpreted here, before it fans out. */
 static void on_event(const struct business_event *ev, void *ctx)
 {
 	struct run_ctx *r = ctx;
+	struct business_event with_target;
+
+	if (r->exchange_target && !ev->target) {
+		with_target = *ev;
+		with_target.target = r->exchange_target;
+		ev = &with_target;
+	}
 
 	business_metrics_on_event(ev, r->bm);
 	run_state_on_event(r->state, ev);
@@ -75,6 +87,7 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 {
 	struct run_ctx *r = ctx;
 
+	r->exchange_target = run_node_exchange(r->node, ex->conn.pid);
 	if (r->stripe) {
 		int64_t t0 = mono_ns(), dt;
 
@@ -87,6 +100,7 @@ static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *
 		metrics_add(r->collection_ms, NULL, (double)dt / 1e6);
 		metrics_observe(r->processing_s, NULL, (double)dt / 1e9);
 	}
+	r->exchange_target = NULL;
 	if (r->trace_lines) {
 		char line[8192];
 
@@ -113,6 +127,7 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 		stripe_semantics_get_stats(r->stripe, &ss);
 		self_metrics_update_stripe(r->self, &ss);
 	}
+	run_node_tick(r->node, cs, r->self);
 	run_state_tick(r->state, final);
 	run_sentry_tick(r->sentry);
 	if (r->rules) {
@@ -286,6 +301,8 @@ int cmd_run(int argc, char **argv)
 	if (!env_false("ENABLE_BUSINESS_METRICS")) {
 		struct business_metrics_config bcfg = {
 			.namespace = ns,
+			.label_namespace = (o.k8s_labels & K8S_LABEL_NAMESPACE) != 0,
+			.label_workload = (o.k8s_labels & K8S_LABEL_WORKLOAD) != 0,
 		};
 		struct biz_event_sink sink = {on_event, &r};
 		struct stripe_config scfg = {
@@ -345,6 +362,10 @@ int cmd_run(int argc, char **argv)
 		r.node = run_node_new(&o);
 		if (!r.node) {
 			rc = 2;
+			goto cleanup;
+		}
+		if (run_node_register_metrics(r.node, r.self, r.reg)) {
+			fprintf(stderr, "bizprobe run: out of memory\n");
 			goto cleanup;
 		}
 		o.capture.select = run_node_select;

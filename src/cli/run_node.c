@@ -4,6 +4,11 @@
  * a process is one to trace; the answer comes from what the host shows of it (its executable's
  * path inside its mount namespace, /proc/PID/comm, its unified-hierarchy cgroup) and, for the
  * k8s-* selectors, from the pod its cgroup names, looked up in the kube API pod cache.
+ *
+ * Whenever the cache changes (a list, a watch event), every traced process is asked again
+ * whether its pod still satisfies the pod selectors: one whose pod lost a selected label is
+ * dropped. With --k8s-labels each traced process has a target, its pod's (namespace, workload),
+ * which its exchanges' business events and the per-target self-metrics carry.
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,9 +23,39 @@
 
 struct run_node {
 	struct k8s_selection sel;
-	struct k8s_pod_cache *pods; /* NULL: no selector needs pod metadata */
+	struct k8s_pod_cache *pods; /* NULL: neither a selector nor --k8s-labels needs pods, or
+				     * (--k8s-labels alone) no kube API is configured */
 	uint64_t selected;
+	uint64_t dropped;      /* traced processes whose pod stopped matching */
+	uint64_t pod_changes;  /* the cache's lists + watch events when last looked at */
+	unsigned labels;       /* --k8s-labels */
+	struct k8s_targets *targets; /* with --k8s-labels */
+	/* The self-metrics' label values of each target, in the order of k8s_targets_at. */
+	const char *target_values[K8S_MAX_TARGETS + 1][2];
 };
+
+static struct k8s_pod_cache *start_pod_cache(const struct cli_opts *o, char *err, size_t len)
+{
+	struct k8s_pod_cache_config cfg = {
+	    .api_url = o->kube_api,
+	    .token_file = o->kube_token_file,
+	    .ca_file = o->kube_ca_file,
+	};
+	struct k8s_pod_cache *pods = k8s_pod_cache_new(&cfg, err, len);
+
+	if (!pods)
+		return NULL;
+	/* A first list now, so that the start-up scan already knows the pods; the watch thread
+	 * lists again (with back-off) if this one fails. */
+	if (k8s_pod_cache_sync(pods, err, len))
+		fprintf(stderr, "bizprobe run: kube API: %s (retrying)\n", err);
+	if (k8s_pod_cache_start(pods)) {
+		snprintf(err, len, "cannot start the kube API watch");
+		k8s_pod_cache_free(pods);
+		return NULL;
+	}
+	return pods;
+}
 
 struct run_node *run_node_new(const struct cli_opts *o)
 {
@@ -37,25 +72,27 @@ struct run_node *run_node_new(const struct cli_opts *o)
 			goto fail;
 		}
 	}
+	n->labels = o->k8s_labels;
 	if (k8s_selection_needs_pod(&n->sel)) {
-		struct k8s_pod_cache_config cfg = {
-		    .api_url = o->kube_api,
-		    .token_file = o->kube_token_file,
-		    .ca_file = o->kube_ca_file,
-		};
-
-		n->pods = k8s_pod_cache_new(&cfg, err, sizeof(err));
+		n->pods = start_pod_cache(o, err, sizeof(err));
 		if (!n->pods) {
 			fprintf(stderr, "bizprobe run: the k8s-* selectors need the kube API: %s\n",
 				err);
 			goto fail;
 		}
-		/* A first list now, so that the start-up scan already knows the pods; the watch
-		 * thread lists again (with back-off) if this one fails. */
-		if (k8s_pod_cache_sync(n->pods, err, sizeof(err)))
-			fprintf(stderr, "bizprobe run: kube API: %s (retrying)\n", err);
-		if (k8s_pod_cache_start(n->pods)) {
-			fprintf(stderr, "bizprobe run: cannot start the kube API watch\n");
+	} else if (n->labels) {
+		/* Labels alone can do without the API: the cgroup path names a pod's uid, not its
+		 * namespace or workload, so both are "unknown" then. */
+		n->pods = start_pod_cache(o, err, sizeof(err));
+		if (!n->pods)
+			fprintf(stderr, "bizprobe run: --k8s-labels without the kube API (%s): "
+					"namespace and workload are \"unknown\"\n",
+				err);
+	}
+	if (n->labels) {
+		n->targets = k8s_targets_new();
+		if (!n->targets) {
+			fprintf(stderr, "bizprobe run: out of memory\n");
 			goto fail;
 		}
 	}
@@ -72,6 +109,8 @@ static int pod_of(struct run_node *n, const char *cgroup_file, size_t len,
 	struct k8s_container_ref ref;
 	char err[256];
 
+	if (!n->pods)
+		return -1; /* --k8s-labels without the kube API */
 	if (k8s_cgroup_parse(cgroup_file, len, &ref, err, sizeof(err)))
 		return -1;
 	if (ref.pod_uid[0] && !k8s_pod_cache_lookup(n->pods, ref.pod_uid, pod))
@@ -108,6 +147,13 @@ bool run_node_select(uint32_t pid, void *ctx)
 		have_pod = true;
 	}
 	match = k8s_selection_match(&n->sel, &view);
+	if (match && n->targets) {
+		const char *ns, *wl;
+
+		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
+		/* A full pid table leaves the process to be looked up again at each exchange. */
+		k8s_targets_set_pid(n->targets, pid, k8s_targets_intern(n->targets, ns, wl));
+	}
 	if (match) {
 		n->selected++;
 		if (have_pod)
@@ -123,10 +169,122 @@ bool run_node_select(uint32_t pid, void *ctx)
 	return match;
 }
 
+/* The pod of a traced process, read again: 0 and *pod (release it), or -1 (gone, in no pod,
+ * or a pod the cache does not know). */
+static int pod_of_pid(struct run_node *n, uint32_t pid, struct k8s_pod_info *pod)
+{
+	static char cgroup_file[K8S_CGROUP_FILE_MAX + 1]; /* the capture thread's alone */
+	ssize_t len = proc_cgroup((pid_t)pid, cgroup_file, sizeof(cgroup_file));
+
+	return len > 0 ? pod_of(n, cgroup_file, (size_t)len, pod) : -1;
+}
+
+/* Looks at pid's pod again: drops pid when the pod no longer satisfies the pod selectors, else
+ * (with --k8s-labels) maps it to its pod's target. A pod the cache does not know is left alone:
+ * a process outlives its pod's DELETED event by its grace period, and a list may be under way. */
+static void look_again(struct run_node *n, struct capture_session *cs, uint32_t pid)
+{
+	struct k8s_pod_info pod;
+	const char *ns, *wl;
+	bool have_pod = !pod_of_pid(n, pid, &pod);
+
+	if (have_pod && !k8s_selection_match_pod(&n->sel, &pod) &&
+	    !capture_session_untrace(cs, pid)) {
+		n->dropped++;
+		if (n->targets)
+			k8s_targets_forget_pid(n->targets, pid);
+		fprintf(stderr, "bizprobe run: node: dropped pid %u (%s %s/%s): its pod no longer "
+				"matches the selection\n",
+			pid, pod.workload_kind, pod.namespace_, pod.workload_name);
+	} else if (n->targets && (have_pod || !k8s_targets_pid(n->targets, pid))) {
+		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
+		k8s_targets_set_pid(n->targets, pid, k8s_targets_intern(n->targets, ns, wl));
+	}
+	if (have_pod)
+		k8s_pod_info_release(&pod);
+}
+
+const struct biz_target *run_node_exchange(struct run_node *n, uint32_t pid)
+{
+	struct k8s_target *t;
+	struct k8s_pod_info pod;
+	const char *ns, *wl;
+	bool have_pod;
+
+	if (!n || !n->targets)
+		return NULL;
+	t = k8s_targets_pid(n->targets, pid);
+	if (!t) {
+		/* A child the kernel traced at its fork: its parent's pod, normally. */
+		have_pod = !pod_of_pid(n, pid, &pod);
+		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
+		t = k8s_targets_intern(n->targets, ns, wl);
+		k8s_targets_set_pid(n->targets, pid, t);
+		if (have_pod)
+			k8s_pod_info_release(&pod);
+	}
+	t->exchanges++;
+	return &t->biz;
+}
+
+int run_node_register_metrics(struct run_node *n, struct self_metrics *self,
+			      struct metrics_registry *reg)
+{
+	const char *names[2];
+	unsigned k = 0;
+
+	if (n->labels & K8S_LABEL_NAMESPACE)
+		names[k++] = "namespace";
+	if (n->labels & K8S_LABEL_WORKLOAD)
+		names[k++] = "workload";
+	return self_metrics_node_register(self, reg, names, k, K8S_MAX_TARGETS + 1);
+}
+
+void run_node_tick(struct run_node *n, struct capture_session *cs, struct self_metrics *self)
+{
+	static uint32_t traced[K8S_MAX_TARGET_PIDS]; /* the capture thread's alone */
+	static struct self_target out[K8S_MAX_TARGETS + 1];
+	struct k8s_pod_cache_stats st;
+	size_t n_traced, n_targets = 0;
+	bool changed = false;
+
+	if (!n)
+		return;
+	if (n->pods) {
+		k8s_pod_cache_get_stats(n->pods, &st);
+		changed = st.lists + st.watch_events != n->pod_changes;
+		n->pod_changes = st.lists + st.watch_events;
+	}
+	n_traced = capture_session_traced(cs, traced, K8S_MAX_TARGET_PIDS);
+	/* Each traced process is looked at again when the pods changed; without a change, only
+	 * the ones without a target yet (children traced at their fork). */
+	for (size_t i = 0; i < n_traced; i++)
+		if (changed || (n->targets && !k8s_targets_pid(n->targets, traced[i])))
+			look_again(n, cs, traced[i]);
+	if (n->targets) {
+		n_traced = capture_session_traced(cs, traced, K8S_MAX_TARGET_PIDS);
+		k8s_targets_sweep(n->targets, traced, n_traced);
+		n_targets = k8s_targets_count(n->targets);
+		for (size_t i = 0; i < n_targets; i++) {
+			const struct k8s_target *t = k8s_targets_at(n->targets, i);
+			const char **v = n->target_values[i];
+			unsigned k = 0;
+
+			if (n->labels & K8S_LABEL_NAMESPACE)
+				v[k++] = t->biz.namespace_;
+			if (n->labels & K8S_LABEL_WORKLOAD)
+				v[k++] = t->biz.workload;
+			out[i] = (struct self_target){v, t->processes, t->exchanges};
+		}
+	}
+	self_metrics_update_node(self, n->dropped, out, n_targets);
+}
+
 void run_node_free(struct run_node *n)
 {
 	if (!n)
 		return;
+	k8s_targets_free(n->targets);
 	k8s_pod_cache_free(n->pods);
 	k8s_selection_free(&n->sel);
 	free(n);

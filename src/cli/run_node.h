@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bizprobe/business_event.h"
+#include "bizprobe/self_metrics.h"
 #include "cli.h"
 
 struct run_node;
@@ -16,6 +18,14 @@ struct run_node;
 struct run_node *run_node_new(const struct cli_opts *o);
 /* struct capture_config.select: whether pid is one to trace (ctx is the run_node). */
 bool run_node_select(uint32_t pid, void *ctx);
+/* An exchange of pid: counted to its target, which is returned (NULL without --k8s-labels). */
+const struct biz_target *run_node_exchange(struct run_node *n, uint32_t pid);
+/* Node mode's self-metrics (the dropped counter; per target with --k8s-labels). */
+int run_node_register_metrics(struct run_node *n, struct self_metrics *self,
+			      struct metrics_registry *reg);
+/* On the capture thread, each tick: drops the traced processes whose pod stopped matching (when
+ * the pod cache changed), maps new ones to their targets, publishes the self-metrics. */
+void run_node_tick(struct run_node *n, struct capture_session *cs, struct self_metrics *self);
 void run_node_free(struct run_node *n);
 
 #endif

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "bizprobe/self_metrics.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -140,6 +141,11 @@ struct self_metrics {
 	struct capture_stats last_c;
 	struct http_tracker_stats last_h;
 	struct stripe_stats last_s;
+	/* Node mode's; NULL until self_metrics_node_register. */
+	struct metrics_family *node_dropped, *target_exchanges, *target_processes;
+	uint64_t last_dropped;
+	uint64_t *last_target_exchanges; /* max_targets, by target index */
+	size_t max_targets;
 };
 
 static struct metrics_family *reg_family(struct metrics_registry *reg, const char *name,
@@ -213,7 +219,66 @@ struct self_metrics *self_metrics_new(struct metrics_registry *reg)
 
 void self_metrics_free(struct self_metrics *m)
 {
+	if (m)
+		free(m->last_target_exchanges);
 	free(m);
+}
+
+int self_metrics_node_register(struct self_metrics *m, struct metrics_registry *reg,
+			       const char *const *target_labels, unsigned n_target_labels,
+			       size_t max_targets)
+{
+	/* The overflow series and one spare: the caller bounds the targets, not the registry. */
+	struct metrics_family_opts exchanges = {
+	    .name = "bizprobe_target_exchanges_total",
+	    .help = "Complete HTTP exchanges of the traced processes, by their pod's namespace "
+		    "and workload (--k8s-labels).",
+	    .type = METRICS_COUNTER,
+	    .label_names = target_labels,
+	    .n_labels = n_target_labels,
+	    .max_series = (unsigned)max_targets + 2,
+	};
+	struct metrics_family_opts processes = exchanges;
+	int err;
+
+	m->node_dropped = reg_family(reg, "bizprobe_node_processes_dropped_total",
+				     "Traced processes no longer traced because their pod stopped "
+				     "matching the --select arguments (a label removed).",
+				     METRICS_COUNTER, NULL);
+	if (!m->node_dropped)
+		return -ENOMEM;
+	add(m->node_dropped, NULL, 0);
+	if (!n_target_labels)
+		return 0;
+	processes.name = "bizprobe_target_traced_processes";
+	processes.help = "Processes traced now, by their pod's namespace and workload "
+			 "(--k8s-labels).";
+	processes.type = METRICS_GAUGE;
+	m->last_target_exchanges = calloc(max_targets, sizeof(*m->last_target_exchanges));
+	if (!m->last_target_exchanges)
+		return -ENOMEM;
+	m->max_targets = max_targets;
+	err = metrics_family_register(reg, &exchanges, &m->target_exchanges);
+	return err ? err : metrics_family_register(reg, &processes, &m->target_processes);
+}
+
+void self_metrics_update_node(struct self_metrics *m, uint64_t dropped,
+			      const struct self_target *targets, size_t n)
+{
+	if (!m)
+		return;
+	if (m->node_dropped && dropped > m->last_dropped)
+		metrics_add(m->node_dropped, NULL, (double)(dropped - m->last_dropped));
+	m->last_dropped = dropped;
+	for (size_t i = 0; m->target_exchanges && i < n && i < m->max_targets; i++) {
+		const struct self_target *t = &targets[i];
+
+		/* A target's series exist from its first process on, at 0 when it has none. */
+		metrics_add(m->target_exchanges, t->label_values,
+			    (double)(t->exchanges - m->last_target_exchanges[i]));
+		m->last_target_exchanges[i] = t->exchanges;
+		metrics_set(m->target_processes, t->label_values, t->processes);
+	}
 }
 
 static uint64_t stat_at(const void *stats, size_t off)

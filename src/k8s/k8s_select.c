@@ -125,6 +125,26 @@ bool k8s_selection_match(const struct k8s_selection *s, const struct k8s_proc_vi
 	return true;
 }
 
+bool k8s_selection_match_pod(const struct k8s_selection *s, const struct k8s_pod_info *pod)
+{
+	bool given[K8S_SELECT__COUNT] = {0}, held[K8S_SELECT__COUNT] = {0};
+	const struct k8s_proc_view v = {.pod = pod};
+
+	for (size_t i = 0; i < s->n; i++) {
+		enum k8s_select_kind k = s->sel[i].kind;
+
+		if (k != K8S_SELECT_NAMESPACE && k != K8S_SELECT_LABEL)
+			continue;
+		given[k] = true;
+		if (!held[k] && one(&s->sel[i], &v))
+			held[k] = true;
+	}
+	for (int k = 0; k < K8S_SELECT__COUNT; k++)
+		if (given[k] && !held[k])
+			return false;
+	return true;
+}
+
 void k8s_selection_free(struct k8s_selection *s)
 {
 	for (size_t i = 0; i < s->n; i++) {

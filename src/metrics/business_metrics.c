@@ -4,6 +4,10 @@
  * family names are the guide's (direct_fan_*), so its dashboards and alerts work unchanged;
  * business_events_total{event} counts every business event, Stripe's and the rules', without the
  * namespace, as the guide's "monitoring the monitoring" queries it.
+ *
+ * In node mode with --k8s-labels, the counters and histograms also carry the event's target
+ * (namespace, workload), appended after their own labels; the per-family series cap bounds them
+ * as it bounds the rest. The gauges stay as they are: each holds one total over every target.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -160,33 +164,121 @@ struct rule_family_slot {
 	struct metrics_family *family;
 };
 
+/* At most two target labels: namespace, workload. */
+#define MAX_TARGET_LABELS 2
+
 struct business_metrics {
 	struct metrics_registry *reg;
 	struct metrics_family *fam[BM_N_FAMILIES];
 	struct rule_family_slot cache[RULE_CACHE_SLOTS];
 	unsigned max_series;
 	uint64_t rejected;
+	const char *target_labels[MAX_TARGET_LABELS]; /* "namespace", "workload", in that order */
+	unsigned n_target_labels;
 };
 
 static const char *const sentry_levels[] = {"fatal", "error", "warning", "info", "debug"};
+
+/* Whether family i carries the target labels: the counters and histograms. */
+static bool targeted(const struct business_metrics *bm, unsigned i)
+{
+	return bm->n_target_labels && family_defs[i].type != METRICS_GAUGE;
+}
+
+/* names[0..n) then the target label names into out (n + MAX_TARGET_LABELS); the count, or -1
+ * when it does not fit or a name is taken already (a rule's own "namespace" label). */
+static int names_with_target(const struct business_metrics *bm, const char *const *names,
+			     unsigned n, const char **out)
+{
+	if (n + bm->n_target_labels > METRICS_MAX_LABELS)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = names[i];
+		for (unsigned k = 0; k < bm->n_target_labels; k++)
+			if (!strcmp(names[i], bm->target_labels[k]))
+				return -1;
+	}
+	for (unsigned k = 0; k < bm->n_target_labels; k++)
+		out[n + k] = bm->target_labels[k];
+	return (int)(n + bm->n_target_labels);
+}
+
+/* values[0..n) then the event's target's values into out (n + MAX_TARGET_LABELS). */
+static const char *const *values_with_target(const struct business_metrics *bm,
+					     const struct business_event *ev,
+					     const char *const *values, unsigned n,
+					     const char **out)
+{
+	const struct biz_target *t = ev->target;
+
+	for (unsigned i = 0; i < n; i++)
+		out[i] = values[i];
+	for (unsigned k = 0; k < bm->n_target_labels; k++) {
+		const char *v = NULL;
+
+		if (t)
+			v = !strcmp(bm->target_labels[k], "namespace") ? t->namespace_ : t->workload;
+		out[n + k] = v && *v ? v : "unknown";
+	}
+	return out;
+}
+
+/* Family i moved for ev with its own label values: the target's appended where it has them. */
+static const char *const *family_values(const struct business_metrics *bm, unsigned i,
+					const struct business_event *ev,
+					const char *const *values, const char **out)
+{
+	if (!targeted(bm, i))
+		return values;
+	return values_with_target(bm, ev, values, family_defs[i].n_labels, out);
+}
+
+static void bm_inc(struct business_metrics *bm, unsigned i, const struct business_event *ev,
+		   const char *const *values)
+{
+	const char *buf[METRICS_MAX_LABELS];
+
+	metrics_inc(bm->fam[i], family_values(bm, i, ev, values, buf));
+}
+
+static void bm_add(struct business_metrics *bm, unsigned i, const struct business_event *ev,
+		   const char *const *values, double v)
+{
+	const char *buf[METRICS_MAX_LABELS];
+
+	metrics_add(bm->fam[i], family_values(bm, i, ev, values, buf), v);
+}
+
+static void bm_observe(struct business_metrics *bm, unsigned i, const struct business_event *ev,
+		       const char *const *values, double v)
+{
+	const char *buf[METRICS_MAX_LABELS];
+
+	metrics_observe(bm->fam[i], family_values(bm, i, ev, values, buf), v);
+}
 
 static int register_families(struct business_metrics *bm, const char *ns)
 {
 	for (unsigned i = 0; i < BM_N_FAMILIES; i++) {
 		const struct family_def *d = &family_defs[i];
 		char name[256];
+		const char *labels[METRICS_MAX_LABELS];
+		int n_labels = targeted(bm, i) ? names_with_target(bm, d->labels, d->n_labels, labels)
+					       : (int)d->n_labels;
 		struct metrics_family_opts o = {
 		    .name = name,
 		    .help = d->help,
 		    .type = d->type,
-		    .label_names = d->labels,
-		    .n_labels = d->n_labels,
+		    .label_names = targeted(bm, i) ? labels : d->labels,
+		    .n_labels = (unsigned)n_labels,
 		    .buckets = d->buckets,
 		    .n_buckets = d->n_buckets,
 		    .max_series = bm->max_series,
 		};
 		int err;
 
+		if (n_labels < 0)
+			return -EINVAL;
 		if (d->raw_name)
 			snprintf(name, sizeof(name), "%s", d->suffix);
 		else if (snprintf(name, sizeof(name), "%s_%s", ns, d->suffix) >= (int)sizeof(name))
@@ -195,9 +287,12 @@ static int register_families(struct business_metrics *bm, const char *ns)
 		if (err)
 			return err;
 	}
-	/* The levels an alert watches exist from the start at 0, so that rate() has a series. */
+	/* The levels an alert watches exist from the start at 0, so that rate() has a series.
+	 * With target labels the targets are not known yet: each target's levels appear with its
+	 * first Sentry item (sentry_item). */
 	for (unsigned i = 0; i < sizeof(sentry_levels) / sizeof(sentry_levels[0]); i++)
-		metrics_add(bm->fam[BM_SENTRY_ERRORS], &sentry_levels[i], 0);
+		if (!targeted(bm, BM_SENTRY_ERRORS))
+			metrics_add(bm->fam[BM_SENTRY_ERRORS], &sentry_levels[i], 0);
 	return 0;
 }
 
@@ -216,6 +311,10 @@ struct business_metrics *business_metrics_new(struct metrics_registry *reg,
 		return NULL;
 	bm->reg = reg;
 	bm->max_series = cfg && cfg->max_label_values ? cfg->max_label_values : 0;
+	if (cfg && cfg->label_namespace)
+		bm->target_labels[bm->n_target_labels++] = "namespace";
+	if (cfg && cfg->label_workload)
+		bm->target_labels[bm->n_target_labels++] = "workload";
 	err = register_families(bm, cfg && cfg->namespace ? cfg->namespace : "direct_fan");
 	if (err) {
 		free(bm);
@@ -258,12 +357,16 @@ static struct metrics_family *rule_family(struct business_metrics *bm,
 {
 	struct rule_family_slot *slot =
 	    &bm->cache[((uintptr_t)spec >> 4) % RULE_CACHE_SLOTS];
+	const char *labels[METRICS_MAX_LABELS];
+	int n_labels = spec->n_labels > METRICS_MAX_LABELS
+			   ? -1
+			   : names_with_target(bm, spec->label_names, spec->n_labels, labels);
 	struct metrics_family_opts o = {
 	    .name = spec->name,
 	    .help = spec->help ? spec->help : "Business events of a rule.",
 	    .type = spec->type,
-	    .label_names = spec->label_names,
-	    .n_labels = spec->n_labels,
+	    .label_names = labels,
+	    .n_labels = (unsigned)n_labels,
 	    .buckets = spec->buckets,
 	    .n_buckets = spec->n_buckets,
 	    .max_series = spec->max_series ? spec->max_series : bm->max_series,
@@ -271,6 +374,8 @@ static struct metrics_family *rule_family(struct business_metrics *bm,
 	struct metrics_family *f;
 	int err;
 
+	if (n_labels < 0)
+		return NULL; /* its labels and the target's do not fit together */
 	if (slot->spec == spec && metrics_family_matches(slot->family, &o))
 		return slot->family;
 	err = metrics_family_register(bm->reg, &o, &f);
@@ -297,18 +402,19 @@ int business_metrics_declare(struct business_metrics *bm, const struct biz_metri
 static void rule_event(struct business_metrics *bm, const struct business_event *ev)
 {
 	const struct biz_metric_spec *spec = ev->metric;
-	const char *values[METRICS_MAX_LABELS];
+	const char *own[METRICS_MAX_LABELS], *values[METRICS_MAX_LABELS];
 	struct metrics_family *f;
 
 	if (!spec)
 		return;
 	f = rule_family(bm, spec);
-	if (!f || spec->n_labels > METRICS_MAX_LABELS) {
+	if (!f || spec->n_labels + bm->n_target_labels > METRICS_MAX_LABELS) {
 		bm->rejected++;
 		return;
 	}
 	for (unsigned i = 0; i < spec->n_labels; i++)
-		values[i] = label_at(ev, i);
+		own[i] = label_at(ev, i);
+	values_with_target(bm, ev, own, spec->n_labels, values);
 	if (spec->type == METRICS_HISTOGRAM) {
 		if (ev->has_value)
 			metrics_observe(f, values, ev->value);
@@ -322,13 +428,13 @@ static void payment_attempt(struct business_metrics *bm, const struct business_e
 	const char *status = label_at(ev, 0);
 	const char *attempt[] = {status, label_at(ev, 1)};
 
-	metrics_inc(bm->fam[BM_ATTEMPTS], attempt);
+	bm_inc(bm, BM_ATTEMPTS, ev, attempt);
 	if (!strcmp(status, "failed")) {
 		const char *failure[] = {label_at(ev, 2), label_at(ev, 3)};
 
-		metrics_inc(bm->fam[BM_FAILURES], failure);
+		bm_inc(bm, BM_FAILURES, ev, failure);
 	} else if (!strcmp(status, "succeeded") && ev->has_value) {
-		metrics_observe(bm->fam[BM_AMOUNTS], attempt + 1, ev->value);
+		bm_observe(bm, BM_AMOUNTS, ev, attempt + 1, ev->value);
 	}
 }
 
@@ -337,16 +443,21 @@ static void sentry_item(struct business_metrics *bm, const struct business_event
 {
 	const char *type = label_at(ev, 0);
 
+	/* A target's alert-watched levels exist at 0 from its first item on (register_families). */
+	for (unsigned i = 0; targeted(bm, BM_SENTRY_ERRORS) &&
+			     i < sizeof(sentry_levels) / sizeof(sentry_levels[0]);
+	     i++)
+		bm_add(bm, BM_SENTRY_ERRORS, ev, &sentry_levels[i], 0);
 	if (strcmp(label_at(ev, 2), "accepted")) {
 		const char *rejected[] = {type, label_at(ev, 3)};
 
-		metrics_inc(bm->fam[BM_SENTRY_REJECTED], rejected);
+		bm_inc(bm, BM_SENTRY_REJECTED, ev, rejected);
 	} else if (!strcmp(type, "event")) {
 		const char *level[] = {label_at(ev, 1)};
 
-		metrics_inc(bm->fam[BM_SENTRY_ERRORS], level);
+		bm_inc(bm, BM_SENTRY_ERRORS, ev, level);
 	} else {
-		metrics_inc(bm->fam[BM_SENTRY_ITEMS], &type);
+		bm_inc(bm, BM_SENTRY_ITEMS, ev, &type);
 	}
 }
 
@@ -361,7 +472,7 @@ void business_metrics_on_event(const struct business_event *ev, void *ctx)
 	if (ev->name) {
 		const char *name[] = {ev->name};
 
-		metrics_inc(bm->fam[BM_EVENTS], name);
+		bm_inc(bm, BM_EVENTS, ev, name);
 	}
 	switch (ev->kind) {
 	case BIZ_PAYMENT_ATTEMPT:
@@ -369,33 +480,33 @@ void business_metrics_on_event(const struct business_event *ev, void *ctx)
 		break;
 	case BIZ_PAYMENT_LATE_SUCCESS:
 		if (ev->has_value)
-			metrics_observe(bm->fam[BM_AMOUNTS], first, ev->value);
+			bm_observe(bm, BM_AMOUNTS, ev, first, ev->value);
 		break;
 	case BIZ_SUBSCRIPTION_CREATED:
-		metrics_inc(bm->fam[BM_SUBS_CREATED], NULL);
+		bm_inc(bm, BM_SUBS_CREATED, ev, NULL);
 		break;
 	case BIZ_SUBSCRIPTION_CANCELED:
-		metrics_inc(bm->fam[BM_SUBS_CANCELED], NULL);
+		bm_inc(bm, BM_SUBS_CANCELED, ev, NULL);
 		break;
 	case BIZ_MRR:
 		metrics_set(bm->fam[BM_MRR], first, ev->value);
 		break;
 	case BIZ_REFUND:
-		metrics_inc(bm->fam[BM_REFUNDS], first);
-		metrics_add(bm->fam[BM_REFUND_AMOUNT], first, ev->value);
+		bm_inc(bm, BM_REFUNDS, ev, first);
+		bm_add(bm, BM_REFUND_AMOUNT, ev, first, ev->value);
 		break;
 	case BIZ_DISPUTE:
-		metrics_inc(bm->fam[BM_DISPUTES], NULL);
+		bm_inc(bm, BM_DISPUTES, ev, NULL);
 		break;
 	case BIZ_WEBHOOK_DELIVERY:
-		metrics_inc(bm->fam[BM_WEBHOOKS], first);
+		bm_inc(bm, BM_WEBHOOKS, ev, first);
 		break;
 	case BIZ_STRIPE_API_REQUEST:
-		metrics_inc(bm->fam[BM_API_REQUESTS], first);
-		metrics_observe(bm->fam[BM_API_DURATION], first, ev->value);
+		bm_inc(bm, BM_API_REQUESTS, ev, first);
+		bm_observe(bm, BM_API_DURATION, ev, first, ev->value);
 		break;
 	case BIZ_STRIPE_TRUNCATED:
-		metrics_inc(bm->fam[BM_TRUNCATED], first);
+		bm_inc(bm, BM_TRUNCATED, ev, first);
 		break;
 	case BIZ_PAYMENTS_PENDING:
 		metrics_set(bm->fam[BM_PENDING], first, ev->value);
@@ -407,7 +518,7 @@ void business_metrics_on_event(const struct business_event *ev, void *ctx)
 		sentry_item(bm, ev);
 		break;
 	case BIZ_SENTRY_UNREADABLE:
-		metrics_inc(bm->fam[BM_SENTRY_UNREADABLE], first);
+		bm_inc(bm, BM_SENTRY_UNREADABLE, ev, first);
 		break;
 	case BIZ_RULE_FAILURE:
 		break; /* for the Sentry reporter only */

@@ -5,7 +5,13 @@ own kube API (HTTPS, list by spec.nodeName, then watch). Selected: Python proces
 namespace shop. The exchanges counted are exactly those of the selected servers; a server in a
 pod of another namespace and one in no pod are never traced; a server restarted in its
 container is traced again; a pod that appears later (a watch event) has its process traced
-from its exec."""
+from its exec.
+
+With --k8s-labels namespace,workload (NodeLabels): the Python shop runs in three traced pods (a
+Deployment's, a StatefulSet's, a bare pod's) under the harness's shop rules; every business
+series and the per-target self-metrics carry exactly the namespace and workload of the pod whose
+traffic made them. A watch event removing the selected label from one pod drops its process:
+its later exchanges count nowhere, and the drop counter reads exactly 1."""
 import os
 import shutil
 import subprocess
@@ -13,6 +19,8 @@ import sys
 import tempfile
 import time
 import unittest
+import json
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -21,7 +29,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
 from harness import (  # noqa: E402
-    BIZPROBE, PYTHON, SLOW, free_port, main, wait_attached, wait_port)
+    BIZPROBE, PYTHON, SHOP_APP, SHOP_RULES, SLOW, free_port, main, wait_attached, wait_port)
 from test_k8s_api import CID, DB, TOKEN, WEB, FakeAPI, make_cert, pod  # noqa: E402
 from test_privileges import OPTIONAL, REQUIRED, run_with_caps  # noqa: E402
 
@@ -43,12 +51,15 @@ def container_cgroup(p, index=0):
 
 
 class Server:
-    """python3 -m http.server, joined to cgroup (or none) before its exec, as a runtime does."""
+    """python3 -m http.server (or the Python shop with shop=True), joined to cgroup (or none)
+    before its exec, as a runtime does."""
 
-    def __init__(self, cgroup, root):
+    def __init__(self, cgroup, root, shop=False):
         self.port = free_port()
         argv = [PYTHON, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
                 "--directory", root]
+        if shop:
+            argv = [PYTHON, SHOP_APP, str(self.port)]
         if cgroup:
             argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup] + argv
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,11 +76,45 @@ class Server:
             self.proc.kill()
         self.proc.wait()
 
+    def call(self, method, path, body=None, headers=None):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=body,
+                                     method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
 
-@unittest.skipUnless(os.path.exists(os.path.join(UNIFIED, "cgroup.procs")),
-                     "no cgroup v2 hierarchy at " + UNIFIED)
-class NodeMode(unittest.TestCase):
+    def signup(self, plan):
+        status, body = self.call("POST", "/signup",
+                                 ("email=node.%s@example.com&plan=%s"
+                                  % (os.urandom(4).hex(), plan)).encode(),
+                                 {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 201, (status, body)
+
+    def view(self, n):
+        for _ in range(n):
+            status, _ = self.call("GET", "/products/bk-101")
+            assert status == 200, status
+
+
+NEEDS_V2 = unittest.skipUnless(os.path.exists(os.path.join(UNIFIED, "cgroup.procs")),
+                               "no cgroup v2 hierarchy at " + UNIFIED)
+
+
+class NodeBase(unittest.TestCase):
+    """Servers in pods, the kube API stand-in, bizprobe run --node; the tests are below."""
     caps = None  # None: as root; else run under exactly these capabilities (capsh)
+
+    def start_servers(self):
+        """Before bizprobe starts: in shop's pod, in data's pod, and one in no pod."""
+        self.api.pods = [WEB, DB]
+        self.web = self.server(container_cgroup(WEB))
+        self.db = self.server(container_cgroup(DB))
+        self.plain = self.server(None)
+
+    def selection(self):
+        return ["--select", "k8s-namespace=shop", "--select", "comm=" + COMM]
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="bizprobe-node-")
@@ -80,17 +125,13 @@ class NodeMode(unittest.TestCase):
         with open(token, "w") as f:
             f.write(TOKEN + "\n")
         self.api = FakeAPI(cert, key)
-        self.api.pods = [WEB, DB]
         self.servers = []
         self.port = free_port()
         self.err_path = os.path.join(self.tmp, "bizprobe.stderr")
         self.bp = None
-        # Two servers before bizprobe starts: in shop's pod, in data's pod, and one in no pod.
-        self.web = self.server(container_cgroup(WEB))
-        self.db = self.server(container_cgroup(DB))
-        self.plain = self.server(None)
-        argv = [BIZPROBE, "run", "--node", "--select", "k8s-namespace=shop", "--select",
-                "comm=" + COMM, "--kube-api", self.api.url, "--kube-token-file", token,
+        self.start_servers()
+        argv = [BIZPROBE, "run", "--node"] + self.selection() + [
+                "--kube-api", self.api.url, "--kube-token-file", token,
                 "--kube-ca-file", cert, "--listen", "127.0.0.1:%d" % self.port,
                 "--state-dir", os.path.join(self.tmp, "state")]
         kw = dict(env=dict(os.environ, NODE_NAME="node-a", USER_TRACKING_SALT="node-test"),
@@ -116,8 +157,8 @@ class NodeMode(unittest.TestCase):
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def server(self, cgroup):
-        s = Server(cgroup, self.tmp)
+    def server(self, cgroup, shop=False):
+        s = Server(cgroup, self.tmp, shop)
         self.servers.append(s)
         return s
 
@@ -130,10 +171,12 @@ class NodeMode(unittest.TestCase):
             self.assertLess(time.time(), deadline, "%s not traced: %s" % (what, self.stderr()))
             time.sleep(0.1)
 
-    def exchanges(self):
+    def metrics(self):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=10) as r:
-            return parse(r.read().decode()).get(
-                ("bizprobe_exchanges_total", (("role", "server"),)), 0)
+            return parse(r.read().decode())
+
+    def exchanges(self):
+        return self.metrics().get(("bizprobe_exchanges_total", (("role", "server"),)), 0)
 
     def wait_exchanges(self, n):
         deadline = time.time() + 20 * SLOW
@@ -142,6 +185,9 @@ class NodeMode(unittest.TestCase):
         time.sleep(1)  # and nothing more arrives
         self.assertEqual(self.exchanges(), n)
 
+
+@NEEDS_V2
+class NodeMode(NodeBase):
     def test_selection_restart_and_late_pod(self):
         self.wait_traced(self.web, "the shop pod's server")
         self.assertIn("node: tracing pid %d (%s, Deployment shop/web)" % (self.web.proc.pid, COMM),
@@ -172,6 +218,123 @@ class NodeMode(unittest.TestCase):
         for s in (self.db, self.plain):
             self.assertNotIn("tracing pid %d " % s.proc.pid, self.stderr())
         self.assertNotIn(CID % 3, self.stderr())  # container ids are not logged
+
+
+TRACE = {"bizprobe.io/trace": "true"}
+# Traced by label: a Deployment's pod, a StatefulSet's, and a bare pod in another namespace.
+TWEB = pod("web-7d9f8b6c5d-q8w2e", "aaaaaaaa-1111-4111-8111-111111111111",
+           labels=dict(TRACE, app="web", **{"pod-template-hash": "7d9f8b6c5d"}),
+           owner=("ReplicaSet", "web-7d9f8b6c5d"), cids=(11,))
+TWORKER = pod("shop-worker-1", "bbbbbbbb-2222-4222-8222-222222222222",
+              labels=dict(TRACE, app="worker"), owner=("StatefulSet", "shop-worker"), cids=(12,))
+TBARE = pod("debug-shell", "cccccccc-3333-4333-8333-333333333333", ns="tools",
+            labels=dict(TRACE), cids=(13,))
+
+
+def relabelled(p, labels, rv):
+    """The pod as a MODIFIED event sends it after a label change: new labels, newer rv."""
+    q = json.loads(json.dumps(p))
+    q["metadata"]["labels"] = labels
+    q["metadata"]["resourceVersion"] = rv
+    return q
+
+
+@NEEDS_V2
+class NodeLabels(NodeBase):
+    """--k8s-labels namespace,workload with the shop rules; pods selected by a label."""
+
+    def start_servers(self):
+        self.rules = os.path.join(self.tmp, "rules.yaml")
+        with open(self.rules, "w") as f:
+            f.write(SHOP_RULES)
+        self.api.pods = [TWEB, TWORKER, TBARE, DB]
+        self.web = self.server(container_cgroup(TWEB), shop=True)
+        self.worker = self.server(container_cgroup(TWORKER), shop=True)
+        self.bare = self.server(container_cgroup(TBARE), shop=True)
+        self.db = self.server(container_cgroup(DB))  # not labelled: never traced
+
+    def selection(self):
+        return ["--select", "k8s-label=bizprobe.io/trace=true", "--select", "comm=" + COMM,
+                "--k8s-labels", "namespace,workload", "--rules", self.rules]
+
+    def business(self, m):
+        """Every series of the business families and the node self-metrics, with labels."""
+        fams = ("direct_fan_user_registrations_total", "direct_fan_product_views_total",
+                "business_events_total", "bizprobe_target_exchanges_total",
+                "bizprobe_target_traced_processes", "bizprobe_node_processes_dropped_total")
+        return {k: v for k, v in m.items() if k[0] in fams}
+
+    def wait_value(self, key, want):
+        deadline = time.time() + 20 * SLOW
+        while self.metrics().get(key) != want and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)  # and nothing more arrives
+
+    def test_labels_and_drop(self):
+        for s, what in ((self.web, "web"), (self.worker, "worker"), (self.bare, "bare pod")):
+            self.wait_traced(s, what)
+        self.assertIn("node: tracing pid %d (%s, Deployment shop/web)" % (self.web.proc.pid, COMM),
+                      self.stderr())
+        self.web.signup("pro")
+        self.web.signup("free")
+        self.web.view(3)
+        self.worker.signup("plus")
+        self.worker.view(2)
+        self.bare.view(1)
+        self.db.get(2)
+        web = (("namespace", "shop"), ("workload", "web"))
+        worker = (("namespace", "shop"), ("workload", "shop-worker"))
+        bare = (("namespace", "tools"), ("workload", "none"))
+
+        def series(name, own, target):
+            return (name, tuple(sorted(own + target)))
+
+        want = {
+            series("direct_fan_user_registrations_total", (("user_type", "pro"),), web): 1,
+            series("direct_fan_user_registrations_total", (("user_type", "free"),), web): 1,
+            series("direct_fan_user_registrations_total", (("user_type", "plus"),), worker): 1,
+            series("direct_fan_product_views_total", (), web): 3,
+            series("direct_fan_product_views_total", (), worker): 2,
+            series("direct_fan_product_views_total", (), bare): 1,
+            series("business_events_total", (("event", "registration"),), web): 2,
+            series("business_events_total", (("event", "registration"),), worker): 1,
+            series("business_events_total", (("event", "product_view"),), web): 3,
+            series("business_events_total", (("event", "product_view"),), worker): 2,
+            series("business_events_total", (("event", "product_view"),), bare): 1,
+            series("bizprobe_target_exchanges_total", (), web): 5,
+            series("bizprobe_target_exchanges_total", (), worker): 3,
+            series("bizprobe_target_exchanges_total", (), bare): 1,
+            series("bizprobe_target_traced_processes", (), web): 1,
+            series("bizprobe_target_traced_processes", (), worker): 1,
+            series("bizprobe_target_traced_processes", (), bare): 1,
+            ("bizprobe_node_processes_dropped_total", ()): 0,
+        }
+        self.wait_exchanges(9)
+        self.assertEqual(self.business(self.metrics()), want)
+        # The label taken off the running pod: the watch says MODIFIED.
+        unlabelled = relabelled(TWORKER, {"app": "worker"}, "2")
+        self.api.pods[1] = unlabelled
+        self.api.send({"type": "MODIFIED", "object": unlabelled})
+        deadline = time.time() + 20 * SLOW
+        while "node: dropped pid %d " % self.worker.proc.pid not in self.stderr():
+            self.assertLess(time.time(), deadline, "worker not dropped: " + self.stderr())
+            time.sleep(0.1)
+        self.assertIn("node: dropped pid %d (StatefulSet shop/shop-worker): its pod no longer "
+                      "matches the selection" % self.worker.proc.pid, self.stderr())
+        # Its traffic now counts nowhere; the others' still does.
+        self.worker.signup("pro")
+        self.worker.view(4)
+        self.web.view(1)
+        self.wait_exchanges(10)
+        want[series("direct_fan_product_views_total", (), web)] = 4
+        want[series("business_events_total", (("event", "product_view"),), web)] = 4
+        want[series("bizprobe_target_exchanges_total", (), web)] = 6
+        want[series("bizprobe_target_traced_processes", (), worker)] = 0
+        want[("bizprobe_node_processes_dropped_total", ())] = 1
+        self.wait_value(("bizprobe_target_traced_processes", tuple(sorted(worker))), 0)
+        self.assertEqual(self.business(self.metrics()), want)
+        # Not traced again by the /proc scan: its pod still does not match.
+        self.assertEqual(self.stderr().count("tracing pid %d (" % self.worker.proc.pid), 1)
 
 
 class NodeModeUnderDaemonSetCapabilities(NodeMode):

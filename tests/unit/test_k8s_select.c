@@ -99,6 +99,32 @@ static void test_combinations(void **state)
 	}
 }
 
+/* What a traced process is asked again when its pod changes: only the pod selectors. */
+static void test_match_pod(void **state)
+{
+	static struct k8s_label unlabelled[] = {{"app", "web"}};
+	struct k8s_pod_info relabelled = shop_pod;
+	struct k8s_selection s = {0};
+	char err[256];
+
+	relabelled.labels = unlabelled;
+	relabelled.n_labels = 1;
+	assert_int_equal(k8s_selection_add(&s, "k8s-label=tier=frontend", err, sizeof(err)), 0);
+	assert_int_equal(k8s_selection_add(&s, "comm=python3", err, sizeof(err)), 0);
+	assert_true(k8s_selection_match_pod(&s, &shop_pod)); /* comm is not asked again */
+	assert_false(k8s_selection_match_pod(&s, &relabelled));
+	assert_false(k8s_selection_match_pod(&s, NULL));
+	assert_int_equal(k8s_selection_add(&s, "k8s-namespace=data", err, sizeof(err)), 0);
+	assert_false(k8s_selection_match_pod(&s, &shop_pod));
+	assert_int_equal(k8s_selection_add(&s, "k8s-namespace=shop", err, sizeof(err)), 0);
+	assert_true(k8s_selection_match_pod(&s, &shop_pod));
+	k8s_selection_free(&s);
+	/* Without pod selectors nothing can stop matching. */
+	assert_int_equal(k8s_selection_add(&s, "comm=node", err, sizeof(err)), 0);
+	assert_true(k8s_selection_match_pod(&s, NULL));
+	k8s_selection_free(&s);
+}
+
 static void test_refusals(void **state)
 {
 	static const struct {
@@ -168,7 +194,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kinds),    cmocka_unit_test(test_combinations),
 	    cmocka_unit_test(test_refusals), cmocka_unit_test(test_labels_option),
-	    cmocka_unit_test(test_v2_path),
+	    cmocka_unit_test(test_v2_path),  cmocka_unit_test(test_match_pod),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -112,11 +112,55 @@ static void test_stripe_parse_error_exported(void **state)
 	stripe_pipeline_fini(&p);
 }
 
+/* Node mode: the dropped counter from the start, per-target families that follow a growing
+ * table of targets, counters by their deltas. */
+static void test_node_targets(void **state)
+{
+	struct metrics_registry *reg = metrics_registry_new();
+	struct self_metrics *m = self_metrics_new(reg);
+	static const char *const names[] = {"namespace", "workload"};
+	static const char *const web[] = {"shop", "web"}, *const db[] = {"data", "db"};
+	struct self_target t[2] = {{web, 2, 5}, {db, 1, 0}};
+	struct metrics_family *f;
+	double v;
+
+	assert_int_equal(self_metrics_node_register(m, reg, names, 2, 4), 0);
+	assert_true(value(reg, "bizprobe_node_processes_dropped_total", NULL) == 0);
+	self_metrics_update_node(m, 0, t, 1);
+	self_metrics_update_node(m, 0, t, 1); /* no change: no double count */
+	t[0].exchanges = 9;
+	t[0].processes = 1;
+	self_metrics_update_node(m, 1, t, 2);
+	assert_true(value(reg, "bizprobe_node_processes_dropped_total", NULL) == 1);
+	f = metrics_registry_find(reg, "bizprobe_target_exchanges_total");
+	assert_int_equal(metrics_get(f, web, &v), 0);
+	assert_true(v == 9);
+	assert_int_equal(metrics_get(f, db, &v), 0);
+	assert_true(v == 0);
+	f = metrics_registry_find(reg, "bizprobe_target_traced_processes");
+	assert_int_equal(metrics_get(f, web, &v), 0);
+	assert_true(v == 1);
+	assert_int_equal(metrics_get(f, db, &v), 0);
+	assert_true(v == 1);
+	self_metrics_free(m);
+	metrics_registry_free(reg);
+	/* Without --k8s-labels: the dropped counter only. */
+	reg = metrics_registry_new();
+	m = self_metrics_new(reg);
+	assert_int_equal(self_metrics_node_register(m, reg, NULL, 0, 0), 0);
+	self_metrics_update_node(m, 3, NULL, 0);
+	assert_true(value(reg, "bizprobe_node_processes_dropped_total", NULL) == 3);
+	assert_null(metrics_registry_find(reg, "bizprobe_target_exchanges_total"));
+	self_metrics_free(m);
+	metrics_registry_free(reg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_zero_series_then_deltas),
 	    cmocka_unit_test(test_stripe_parse_error_exported),
+	    cmocka_unit_test(test_node_targets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
