@@ -192,6 +192,11 @@ def check_ports(docs):
             p.append("ServiceMonitor port %s is no Service port" % ep.get("port"))
         if ep.get("path") not in served:
             p.append("ServiceMonitor path %s is not served" % ep.get("path"))
+        # --k8s-labels puts the app's namespace on business series; the Operator sets its own
+        # namespace target label (bizprobe's), which would rename ours to exported_namespace.
+        if arg_after(c.get("args", []), "--k8s-labels") and ep.get("honorLabels") is not True:
+            p.append("ServiceMonitor endpoint %s: --k8s-labels needs honorLabels: true"
+                     % ep.get("port"))
     if any(svc["metadata"]["labels"].get(k) != v
            for k, v in sm["spec"]["selector"]["matchLabels"].items()):
         p.append("ServiceMonitor does not select the Service")
@@ -373,6 +378,8 @@ class KubernetesManifestsTest(unittest.TestCase):
             (check_ports, lambda k, _: k["ServiceMonitor"]["spec"]["endpoints"][0]
              .update(port="http")),
             (check_ports, lambda k, _: k["Service"]["spec"].update(clusterIP="10.0.0.1")),
+            (check_ports, lambda k, _: k["ServiceMonitor"]["spec"]["endpoints"][0]
+             .pop("honorLabels")),
             (check_rbac, lambda k, _: k["ClusterRole"]["rules"][0]["verbs"].append("delete")),
             (check_rbac, lambda k, _: k["ClusterRole"]["rules"][0]
              .update(resources=["pods", "secrets"])),
