@@ -17,7 +17,8 @@
 #
 # Environment: BENCH_ROUNDS (3), BENCH_DURATION (10 s per measurement), BENCH_WARMUP (2 s),
 # BENCH_LOSS_SECONDS (60), BENCH_PIPELINE (16: requests per pipelined write in the loss step's nginx
-# run; 1 = none), BENCH_NETNS (bizprobe-bench: the demo env under its own netns and run dir
+# run; 1 = none), BENCH_TRACER_ARGS (more arguments of config 3's `bizprobe run`, e.g.
+# "--socket-hooks libc"), BENCH_NETNS (bizprobe-bench: the demo env under its own netns and run dir
 # so that a concurrent `make test` using bizprobe-demo is not disturbed).
 set -uo pipefail
 
@@ -227,7 +228,8 @@ start_tracer() { # CONFIG WORKLOAD [extra bizprobe args]
 		MURL=http://127.0.0.1:$port/metrics
 		(
 			[ "$wl" = B ] && set -a && . "$DEMO/secrets.env" # STRIPE_WEBHOOK_SECRET: signatures checked
-			exec taskset -c $GEN_CPU "$BIN" run --pid "$SRV" --listen "127.0.0.1:$port" "$@"
+			# shellcheck disable=SC2086 # BENCH_TRACER_ARGS: words, e.g. "--socket-hooks libc"
+			exec taskset -c $GEN_CPU "$BIN" run --pid "$SRV" --listen "127.0.0.1:$port" ${BENCH_TRACER_ARGS:-} "$@"
 		) >/dev/null 2>"$WORK/tracer.err" &
 		TRACER=$!
 		bg_started "$TRACER" bizprobe-run
