@@ -102,15 +102,16 @@ class Container:
 
     def start(self, cid, cgroup=None):
         """Runs the container as cid (64 hex digits, the runtime's container id) and returns the
-        host pid of its process."""
+        host pid of its process. Files are named by the id's last 12 digits (the tests' ids
+        differ there)."""
         if cgroup:
             self.cgroup = cgroup
         self.cid = cid
-        bundle = os.path.join(self.rt.dir, "bundle-" + cid[:12])
+        bundle = os.path.join(self.rt.dir, "bundle-" + cid[-12:])
         os.makedirs(bundle)
         self._spec(bundle)
         pidfile = os.path.join(bundle, "pid")
-        log = open(os.path.join(self.rt.dir, "%s-%s.log" % (self.name, cid[:12])), "w")
+        log = open(os.path.join(self.rt.dir, "%s-%s.log" % (self.name, cid[-12:])), "w")
         self.rt.created.append((cid, self.cgroup))
         # -d: runc exits once the container runs; its process keeps these fds (the log).
         r = subprocess.run(self.rt.runc("run", "-d", "--pid-file", pidfile, "--bundle", bundle,
@@ -124,7 +125,7 @@ class Container:
         return self.pid
 
     def log(self):
-        with open(os.path.join(self.rt.dir, "%s-%s.log" % (self.name, self.cid[:12]))) as f:
+        with open(os.path.join(self.rt.dir, "%s-%s.log" % (self.name, self.cid[-12:]))) as f:
             return f.read()
 
     def stop(self):
@@ -166,7 +167,7 @@ class Runtime:
             if self.state(cid) is not None:
                 self.delete(cid)
             if self.state(cid) is not None:
-                left.append("container " + cid[:12])
+                left.append("container " + cid[-12:])
         dirs = set()
         for _, cgroup in self.created:
             parts = cgroup.strip("/").split("/")
