@@ -9,8 +9,9 @@ Checked exactly against the requests the test made: the rules' events and the se
 of the two shop containers (HTTPS and plain HTTP, so the OpenSSL probes went in through
 /proc/PID/root); nothing of the container in namespace data nor of a host node server in no pod;
 a container restarted as a kubelet restarts one (killed, deleted, run again with a new id and
-cgroup, the pod's new containerID sent as a watch event) traced again from its new pid. The
-labels part (--k8s-labels namespace,workload) fails, saying so, while bizprobe lacks it."""
+cgroup, the pod's new containerID sent as a watch event) traced again from its new pid; all of
+it as root and under exactly the DaemonSet's capabilities. The labels part (--k8s-labels
+namespace,workload) fails, saying so, while bizprobe lacks it."""
 import copy
 import os
 import shutil
@@ -31,8 +32,8 @@ from containers import APP_NODE, RUNC, Container, Runtime, build_rootfs  # noqa:
 from harness import (  # noqa: E402
     BIZPROBE, PROGS, SLOW, Server, free_port, main, test_cert, wait_attached, wait_port)
 from test_k8s_api import CID, TOKEN, FakeAPI, make_cert, pod  # noqa: E402
+from test_privileges import OPTIONAL, REQUIRED, run_with_caps  # noqa: E402
 
-UNIFIED = "/sys/fs/cgroup/unified"
 RULES = """version: 1
 events:
   - name: order
@@ -74,14 +75,15 @@ def has_k8s_labels():
     return "--k8s-labels" in r.stdout + r.stderr
 
 
-@unittest.skipUnless(os.path.exists(os.path.join(UNIFIED, "cgroup.procs")),
-                     "no cgroup v2 hierarchy at " + UNIFIED)
-@unittest.skipUnless(os.access(RUNC, os.X_OK), RUNC + " missing: scripts/deps.sh installs runc")
 class NodeContainers(unittest.TestCase):
     maxDiff = None
+    caps = None  # None: as root; else run bizprobe under exactly these capabilities (capsh)
 
     @classmethod
     def setUpClass(cls):
+        # Not a skip: scripts/deps.sh installs runc, so its absence is a broken machine.
+        if not os.access(RUNC, os.X_OK):
+            raise RuntimeError(RUNC + " missing: run scripts/deps.sh")
         cls.tmp = tempfile.mkdtemp(prefix="bizprobe-containers-")
         cert, key = test_cert()
         cls.ca = cert
@@ -158,9 +160,10 @@ class NodeContainers(unittest.TestCase):
                 "--kube-api", self.api.url, "--kube-token-file", self.token,
                 "--kube-ca-file", self.api_cert, "--listen", "127.0.0.1:%d" % self.port,
                 "--state-dir", os.path.join(self.dir, "state")] + list(extra)
-        self.bp = subprocess.Popen(
-            argv, env=dict(os.environ, NODE_NAME="node-a", USER_TRACKING_SALT="containers"),
-            stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
+        kw = dict(env=dict(os.environ, NODE_NAME="node-a", USER_TRACKING_SALT="containers"),
+                  stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
+        self.bp = (run_with_caps(self.caps, argv, **kw) if self.caps
+                   else subprocess.Popen(argv, **kw))
         wait_attached(self.bp, self.err_path)
 
     def stderr(self):
@@ -260,6 +263,13 @@ class NodeContainers(unittest.TestCase):
             ("direct_fan_orders_total", web_l): 2,
             ("direct_fan_jobs_total", worker_l): 3,
         })
+
+
+class NodeContainersUnderDaemonSetCapabilities(NodeContainers):
+    """The same under exactly the DaemonSet's capabilities: opening the containers' binaries
+    through /proc/PID/root takes ptrace access (CAP_SYS_PTRACE), not CAP_SYS_ADMIN."""
+    caps = REQUIRED + OPTIONAL
+    test_metrics_carry_namespace_and_workload = None  # once is enough to say it is missing
 
 
 if __name__ == "__main__":
