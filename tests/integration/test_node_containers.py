@@ -3,14 +3,15 @@
 at /app/bin/node (a path the host does not have), each container in the cgroup a kubelet would
 give it: two with the systemd driver's names (kubepods.slice/.../cri-containerd-<id>.scope), one
 with the cgroupfs driver's (kubepods/besteffort/pod<uid>/<id>). The test's own HTTPS kube API
-serves their pods. Selected: /app/bin/node in pods of namespace shop.
+serves their pods. Selected as the DaemonSet selects (k8s-label=bizprobe.io/trace=true), and
+exe=/app/bin/node.
 
 Checked exactly against the requests the test made: the rules' events and the server exchanges
 of the two shop containers (HTTPS and plain HTTP, so the OpenSSL probes went in through
-/proc/PID/root); nothing of the container in namespace data nor of a host node server in no pod;
-a container restarted as a kubelet restarts one (killed, deleted, run again with a new id and
-cgroup, the pod's new containerID sent as a watch event) traced again from its new pid; all of
-it as root and under exactly the DaemonSet's capabilities. The labels part (--k8s-labels
+/proc/PID/root); nothing of the unlabelled data pod's container nor of a host node server in no
+pod; a container restarted as a kubelet restarts one (killed, deleted, run again with a new id
+and cgroup, the pod's new containerID sent as a watch event) traced again from its new pid; all
+of it as root and under exactly the DaemonSet's capabilities. The labels part (--k8s-labels
 namespace,workload) fails, saying so, while bizprobe lacks it."""
 import copy
 import os
@@ -44,10 +45,12 @@ events:
     when: {role: server, method: POST, route: /jobs, status: 200}
 """
 WEB = pod("web-5c8d7f9b4-q7x2m", "a1111111-1111-4111-8111-111111111111",
-          labels={"app": "web", "pod-template-hash": "5c8d7f9b4"},
+          labels={"app": "web", "pod-template-hash": "5c8d7f9b4", "bizprobe.io/trace": "true"},
           owner=("ReplicaSet", "web-5c8d7f9b4"), cids=(0x101,))
 WORKER = pod("worker-0", "a2222222-2222-4222-8222-222222222222",
-             labels={"app": "worker"}, owner=("StatefulSet", "worker"), cids=(0x102,))
+             labels={"app": "worker", "bizprobe.io/trace": "true"}, owner=("StatefulSet", "worker"),
+             cids=(0x102,))
+# Not labelled for tracing (and in another namespace).
 DB = pod("db-0", "a3333333-3333-4333-8333-333333333333", ns="data", labels={"app": "db"},
          owner=("StatefulSet", "db"), cids=(0x103,))
 WEB_RESTARTED_CID = CID % 0x104
@@ -108,6 +111,7 @@ class NodeContainers(unittest.TestCase):
         self.api = FakeAPI(self.api_cert, self.api_key)
         self.api.pods = [copy.deepcopy(p) for p in (WEB, WORKER, DB)]
         self.bp = None
+        self.err_file = None
         self.host_server = None
         self.err_path = os.path.join(self.dir, "bizprobe.stderr")
         self.tls = ssl.create_default_context(cafile=self.ca)
@@ -122,6 +126,8 @@ class NodeContainers(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 self.bp.kill()
                 self.bp.wait()
+        if self.err_file:
+            self.err_file.close()
         if self.host_server:
             self.host_server.stop()
         left = self.rt.cleanup()
@@ -155,19 +161,21 @@ class NodeContainers(unittest.TestCase):
         with open(rules, "w") as f:
             f.write(RULES)
         self.port = free_port()
-        argv = [BIZPROBE, "run", "--node", "--select", "k8s-namespace=shop",
+        argv = [BIZPROBE, "run", "--node", "--select", "k8s-label=bizprobe.io/trace=true",
                 "--select", "exe=" + APP_NODE, "--rules", rules,
                 "--kube-api", self.api.url, "--kube-token-file", self.token,
                 "--kube-ca-file", self.api_cert, "--listen", "127.0.0.1:%d" % self.port,
                 "--state-dir", os.path.join(self.dir, "state")] + list(extra)
+        self.err_file = open(self.err_path, "w")
         kw = dict(env=dict(os.environ, NODE_NAME="node-a", USER_TRACKING_SALT="containers"),
-                  stdout=subprocess.DEVNULL, stderr=open(self.err_path, "w"))
+                  stdout=subprocess.DEVNULL, stderr=self.err_file)
         self.bp = (run_with_caps(self.caps, argv, **kw) if self.caps
                    else subprocess.Popen(argv, **kw))
         wait_attached(self.bp, self.err_path)
 
     def stderr(self):
-        return open(self.err_path).read()
+        with open(self.err_path) as f:
+            return f.read()
 
     def wait_traced(self, pid, what):
         deadline = time.time() + 30 * SLOW
@@ -237,7 +245,7 @@ class NodeContainers(unittest.TestCase):
             ("direct_fan_orders_total", ()): 9,
             ("bizprobe_exchanges_total", (("role", "server"),)): 12,
         })
-        # Never traced: the container in namespace data and the host's server in no pod.
+        # Never traced: the unlabelled pod's container and the host's server in no pod.
         for pid in (db.pid, self.host_server.pid):
             self.assertNotIn("tracing pid %d " % pid, self.stderr())
         self.bp.terminate()
