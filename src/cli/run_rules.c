@@ -55,9 +55,9 @@ struct run_rules {
 	struct rules_stats retired; /* of the rules replaced by reloads */
 	uint64_t published[N_COUNTERS];
 	struct metrics_family *counter[N_COUNTERS];
-	struct metrics_family *reloads; /* {outcome} */
-	struct metrics_family *loaded;	/* events declared by the rules in force */
-	struct business_metrics *bm;	/* where the rules' families are declared */
+	struct metrics_family *reloads;	    /* {outcome} */
+	struct metrics_family *loaded;	    /* events declared by the rules in force */
+	struct business_metrics *bm;	    /* where the rules' families are declared */
 	struct file_version loaded_version; /* of the last load tried, good or bad */
 	struct file_version pending;	    /* a change seen once, not yet settled */
 	int64_t next_watch_ns;
@@ -89,10 +89,9 @@ static struct file_version version_of(const char *path)
 
 static bool version_eq(const struct file_version *a, const struct file_version *b)
 {
-	return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino &&
-	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
-	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+	return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 static uint64_t stat_at(const struct rules_stats *s, size_t off)
