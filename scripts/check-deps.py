@@ -39,6 +39,7 @@ ALLOWED = {
     "view": "a product view in examples/python-shop/traffic.py",
     "sqlite3": "a pkg-config module in the Makefile (libsqlite3-dev) and Python's module",
     "systemd": "the kubelet's cgroup driver named in the node-mode tests and manifests",
+    "crun": "named in tests/integration/containers.py as the runtime that refuses hybrid cgroups",
 }
 
 

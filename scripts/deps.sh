@@ -11,6 +11,7 @@ BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-d
 	libclang-rt-14-dev) # libFuzzer and clang's sanitizer runtimes (make fuzzers)
 TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps
 	binutils prometheus-alertmanager
+	runc # runs the real containers of tests/integration/test_node_containers.py
 	python3-yaml # tests/deploy/test_kubernetes.py parses the Kubernetes manifests
 	chromium) # headless, drives the status page like a person (tests/integration/test_status_page.py)
 # depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.

@@ -15,17 +15,54 @@
 #include "features.h"
 #include "proc.h"
 
-/* Event names are bizprobe_<our pid>_<n>, so concurrent bizprobes never collide. One event per
- * probed location (file, offset, entry or return), shared by the processes it is opened for. */
+/*
+ * Event names are bizprobe_<our pid>_<n>, so concurrent bizprobes never collide. An event opened
+ * for every process is one per probed location (file, offset, entry or return). One opened for
+ * a single process is its own: the kernel keeps one program array per trace event, shared by
+ * all perf events opened on it, and refuses a program already in it (EEXIST, in
+ * perf_event_attach_bpf_prog, 6.18 here). Two processes running one file (replicas of an image,
+ * a container restarted while the links of its first life are still being destroyed) would
+ * otherwise get the breakpoints for the first alone.
+ */
 struct legacy_event {
 	struct file_id file;
 	uint64_t offset;
 	bool retprobe;
+	int pid; /* -1: every process */
+	unsigned n;
 	int id;
 };
 
 static struct legacy_event *legacy_events;
-static unsigned legacy_count, legacy_cap;
+static unsigned legacy_count, legacy_cap, legacy_next;
+
+static int write_uprobe_events(const char *line);
+
+static int remove_event(unsigned n)
+{
+	char line[96];
+
+	snprintf(line, sizeof(line), "-:uprobes/bizprobe_%d_%u\n", (int)getpid(), n);
+	return write_uprobe_events(line);
+}
+
+/* The events of processes gone, once their links are destroyed (the kernel refuses, EBUSY,
+ * while a perf event is open on one; the next sweep tries again): without this, a node agent
+ * would keep nine events per container restart until it exits. */
+static void sweep_dead(void)
+{
+	for (unsigned i = legacy_count; i-- > 0;) {
+		struct legacy_event *ev = &legacy_events[i];
+		int err;
+
+		if (ev->pid < 0 || proc_alive((pid_t)ev->pid))
+			continue;
+		err = remove_event(ev->n);
+		if (err && err != -ENOENT)
+			continue;
+		legacy_events[i] = legacy_events[--legacy_count];
+	}
+}
 
 static int write_uprobe_events(const char *line)
 {
@@ -64,22 +101,28 @@ static int read_event_id(const char *name)
 	return atoi(buf);
 }
 
-/* The tracefs event for a location, created on first use; its id or a negative errno. */
-static int event_id(const char *path, const struct file_id *file, uint64_t offset, bool retprobe)
+/* The tracefs event for a location and pid: for every process (pid -1) created on first use,
+ * for one process created anew. Its id or a negative errno. */
+static int event_id(const char *path, const struct file_id *file, uint64_t offset, bool retprobe,
+		    int pid)
 {
 	struct legacy_event *ev;
 	char name[64], line[4400];
+	unsigned n;
 	int id, err;
 
-	for (unsigned i = 0; i < legacy_count; i++) {
+	for (unsigned i = 0; i < legacy_count && pid < 0; i++) {
 		ev = &legacy_events[i];
-		if (ev->file.dev == file->dev && ev->file.ino == file->ino && ev->offset == offset &&
-		    ev->retprobe == retprobe)
+		if (ev->pid < 0 && ev->file.dev == file->dev && ev->file.ino == file->ino &&
+		    ev->offset == offset && ev->retprobe == retprobe)
 			return ev->id;
 	}
+	if (pid >= 0)
+		sweep_dead();
 	if (!array_grow((void **)&legacy_events, &legacy_cap, legacy_count, sizeof(*ev)))
 		return -ENOMEM;
-	snprintf(name, sizeof(name), "bizprobe_%d_%u", (int)getpid(), legacy_count);
+	n = legacy_next++;
+	snprintf(name, sizeof(name), "bizprobe_%d_%u", (int)getpid(), n);
 	snprintf(line, sizeof(line), "%c:uprobes/%s %s:0x%llx\n", retprobe ? 'r' : 'p', name, path,
 		 (unsigned long long)offset);
 	err = write_uprobe_events(line);
@@ -91,8 +134,8 @@ static int event_id(const char *path, const struct file_id *file, uint64_t offse
 		write_uprobe_events(line);
 		return id;
 	}
-	legacy_events[legacy_count++] =
-	    (struct legacy_event){.file = *file, .offset = offset, .retprobe = retprobe, .id = id};
+	legacy_events[legacy_count++] = (struct legacy_event){
+	    .file = *file, .offset = offset, .retprobe = retprobe, .pid = pid, .n = n, .id = id};
 	return id;
 }
 
@@ -104,7 +147,7 @@ struct bpf_link *uprobe_legacy_attach(struct bpf_program *prog, const char *path
 	struct bpf_link *link;
 	int id, pfd, err;
 
-	id = event_id(path, file, offset, retprobe);
+	id = event_id(path, file, offset, retprobe, pid);
 	if (id < 0) {
 		errno = -id;
 		return NULL;
@@ -202,13 +245,10 @@ int uprobe_legacy_remove_stale(void)
 
 void uprobe_legacy_cleanup(void)
 {
-	char line[96];
-
-	for (unsigned i = 0; i < legacy_count; i++) {
-		snprintf(line, sizeof(line), "-:uprobes/bizprobe_%d_%u\n", (int)getpid(), i);
-		write_uprobe_events(line);
-	}
+	for (unsigned i = 0; i < legacy_count; i++)
+		remove_event(legacy_events[i].n);
 	legacy_count = 0;
+	legacy_next = 0;
 	legacy_cap = 0;
 	free(legacy_events);
 	legacy_events = NULL;

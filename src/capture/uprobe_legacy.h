@@ -11,8 +11,9 @@ struct bpf_program;
 struct file_id;
 
 /*
- * Opens the uprobe event for path:offset (file is path's inode; the event is created in tracefs
- * on first use) as a tracepoint perf event for pid (-1: every process) and attaches prog. Used
+ * Opens the uprobe event for path:offset (file is path's inode; the event is created in tracefs,
+ * for every process on first use, for one process anew) as a tracepoint perf event for pid
+ * (-1: every process) and attaches prog. Used
  * when the uprobe PMU refuses us: some kernels (6.18 here) require CAP_SYS_ADMIN for it even
  * with CAP_PERFMON, while tracefs events need only CAP_PERFMON.
  * Returns the link or NULL with errno set. The event is removed by uprobe_legacy_cleanup().

@@ -131,8 +131,11 @@ static void on_tick(struct capture_session *cs, struct http_tracker *ht, bool fi
 	run_state_tick(r->state, final);
 	run_sentry_tick(r->sentry);
 	if (r->rules) {
+		/* SIGHUP first: it records the version it loaded, so the watch does not load the
+		 * same edit again. */
 		if (cli_take_reload_request())
 			run_rules_reload(r->rules);
+		run_rules_watch(r->rules);
 		run_rules_publish(r->rules);
 	}
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* `bizprobe run --rules FILE`: the loaded rules, their reload on SIGHUP, and their health as
- * bizprobe_rules_* metrics. */
+/* `bizprobe run --rules FILE`: the loaded rules, their reload on SIGHUP or when the file changes
+ * (a Kubernetes ConfigMap update), and their health as bizprobe_rules_* metrics. */
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "run_rules.h"
 
@@ -30,6 +32,22 @@ static const struct rules_counter {
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
 
+/* How often the file is looked at. The kubelet refreshes a mounted ConfigMap within about a
+ * minute of the edit, so a few seconds more cost nothing; a stat() per interval costs less. */
+#define WATCH_INTERVAL_NS (2 * 1000000000LL)
+
+/* What identifies one version of the file: stat() follows the symlinks, so a ConfigMap update
+ * (the kubelet writes a new ..<timestamp> directory and renames a new ..data symlink over the
+ * old one; FILE is ..data/FILE through a symlink) shows as another inode, and an edit in place
+ * as another size or mtime. */
+struct file_version {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	bool valid; /* stat() succeeded */
+};
+
 struct run_rules {
 	char *path;
 	char *namespace_;
@@ -37,10 +55,44 @@ struct run_rules {
 	struct rules_stats retired; /* of the rules replaced by reloads */
 	uint64_t published[N_COUNTERS];
 	struct metrics_family *counter[N_COUNTERS];
-	struct metrics_family *reloads; /* {outcome} */
-	struct metrics_family *loaded;	/* events declared by the rules in force */
-	struct business_metrics *bm;	/* where the rules' families are declared */
+	struct metrics_family *reloads;	    /* {outcome} */
+	struct metrics_family *loaded;	    /* events declared by the rules in force */
+	struct business_metrics *bm;	    /* where the rules' families are declared */
+	struct file_version loaded_version; /* of the last load tried, good or bad */
+	struct file_version pending;	    /* a change seen once, not yet settled */
+	int64_t next_watch_ns;
 };
+
+static int64_t mono_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct file_version version_of(const char *path)
+{
+	struct file_version v = {0};
+	struct stat st;
+
+	if (stat(path, &st))
+		return v;
+	v.dev = st.st_dev;
+	v.ino = st.st_ino;
+	v.size = st.st_size;
+	v.mtime = st.st_mtim;
+	v.ctime = st.st_ctim;
+	v.valid = true;
+	return v;
+}
+
+static bool version_eq(const struct file_version *a, const struct file_version *b)
+{
+	return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
 
 static uint64_t stat_at(const struct rules_stats *s, size_t off)
 {
@@ -52,7 +104,8 @@ static int register_families(struct run_rules *rr, struct metrics_registry *reg)
 	static const char *const outcome[] = {"outcome"};
 	struct metrics_family_opts reloads = {
 	    .name = "bizprobe_rules_reloads_total",
-	    .help = "Rules file reloads (SIGHUP) by outcome; a failed one keeps the rules in force.",
+	    .help = "Rules file reloads (SIGHUP or a change of the file) by outcome; a failed one "
+		    "keeps the rules in force.",
 	    .type = METRICS_COUNTER,
 	    .label_names = outcome,
 	    .n_labels = 1,
@@ -95,6 +148,9 @@ struct run_rules *run_rules_new(const char *path, const char *namespace_,
 	rr->namespace_ = strdup(namespace_);
 	if (!rr->path || !rr->namespace_)
 		goto fail;
+	/* Taken before the read: a change racing the read shows as a change at the next look. */
+	rr->loaded_version = version_of(path);
+	rr->next_watch_ns = mono_now_ns() + WATCH_INTERVAL_NS;
 	rr->rules = cli_load_rules(path, namespace_);
 	if (!rr->rules || register_families(rr, reg))
 		goto fail;
@@ -122,9 +178,14 @@ void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
 
 void run_rules_reload(struct run_rules *rr)
 {
-	struct rules *next = cli_load_rules(rr->path, rr->namespace_);
+	struct rules *next;
 	struct rules_stats old;
 
+	/* A bad version is tried once: the watch waits for the next change, not for a fix of this
+	 * one by retrying (and counting) it every interval. */
+	rr->loaded_version = version_of(rr->path);
+	rr->pending.valid = false;
+	next = cli_load_rules(rr->path, rr->namespace_);
 	if (!next) {
 		fprintf(stderr, "bizprobe run: %s: reload failed, the rules loaded before stay in "
 				"force\n",
@@ -141,6 +202,32 @@ void run_rules_reload(struct run_rules *rr)
 	metrics_set(rr->loaded, NULL, rules_count(next));
 	run_rules_declare(rr, rr->bm);
 	fprintf(stderr, "bizprobe run: %s: reloaded, %u events\n", rr->path, rules_count(next));
+}
+
+void run_rules_watch(struct run_rules *rr)
+{
+	int64_t now = mono_now_ns();
+	struct file_version cur;
+
+	if (now < rr->next_watch_ns)
+		return;
+	rr->next_watch_ns = now + WATCH_INTERVAL_NS;
+	cur = version_of(rr->path);
+	if (!cur.valid || version_eq(&cur, &rr->loaded_version)) {
+		/* Gone (an rm before a copy) is no new version: the rules in force stay, and the
+		 * file is loaded when it is back. */
+		rr->pending.valid = false;
+		return;
+	}
+	/* Acted on when seen the same at two looks in a row: an editor or `cat >` writing in
+	 * place leaves a half-written file for a moment, and a SIGHUP sent right after the write
+	 * has reloaded it by the second look (so one edit is one reload). */
+	if (!version_eq(&cur, &rr->pending)) {
+		rr->pending = cur;
+		return;
+	}
+	fprintf(stderr, "bizprobe run: %s: changed on disk, reloading\n", rr->path);
+	run_rules_reload(rr);
 }
 
 void run_rules_declare(struct run_rules *rr, struct business_metrics *bm)

@@ -21,6 +21,9 @@ void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
 		    const struct http_exchange *ex, uint64_t wall_ns);
 /* Loads the file again; on an error the rules in force stay and the failure is counted. */
 void run_rules_reload(struct run_rules *rr);
+/* From the tick: every few seconds, whether the file (its symlinks resolved) is another version
+ * than the one last loaded, and if so, once the change has settled, run_rules_reload. */
+void run_rules_watch(struct run_rules *rr);
 /* Registers the families the rules declare with bm, now and after every reload, so that they
  * exist (and resume their stored values) before their first event. */
 void run_rules_declare(struct run_rules *rr, struct business_metrics *bm);

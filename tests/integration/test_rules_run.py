@@ -1,8 +1,9 @@
 """`bizprobe run --rules` on a second app in another runtime: the Python shop
 (examples/python-shop, CPython's standard library, plain HTTP) with its own rules file. Its
 metrics must equal the ground truth its traffic script writes, exactly; a SIGHUP reloads the
-rules, a bad file on reload is counted and the rules in force stay; a bad file at start is
-refused with FILE:LINE:COL diagnostics."""
+rules, a bad file on reload is counted and the rules in force stay; so does an update of a
+mounted ConfigMap (the kubelet's ..data symlink swap), noticed without a signal; a bad file at
+start is refused with FILE:LINE:COL diagnostics."""
 import json
 import os
 import re
@@ -169,6 +170,69 @@ class RulesRun(unittest.TestCase):
             self.assertEqual(m[("bizprobe_rules_loaded_events", ())], 2)
             self.assertEqual(m[("business_events_total", (("event", "cart_try"),))], 3)
             self.assertIn("%s:9:5: unknown key 'bogus'" % rules, run.stderr())
+        finally:
+            self.assertEqual(run.stop(), 0, run.stderr())
+
+    def test_configmap_update_reloads_without_a_signal(self):
+        """The layout the kubelet's atomic writer gives a mounted ConfigMap: each version in a
+        ..<timestamp> directory, ..data a symlink to the current one, the key a symlink to
+        ..data/<key>. An update writes a new version and renames a new ..data over the old."""
+        cm = tempfile.mkdtemp(dir=self.tmp, prefix="configmap-")
+        versions = iter(range(1, 10))
+
+        def publish(text):
+            v = "..2026_12_03_07_00_0%d.00000000%d" % (next(versions), os.getpid() % 10)
+            os.mkdir(os.path.join(cm, v))
+            with open(os.path.join(cm, v, "rules.yml"), "w") as f:
+                f.write(text)
+            old = os.path.realpath(os.path.join(cm, "..data")) \
+                if os.path.islink(os.path.join(cm, "..data")) else None
+            os.symlink(v, os.path.join(cm, "..data_tmp"))
+            os.rename(os.path.join(cm, "..data_tmp"), os.path.join(cm, "..data"))
+            if not os.path.lexists(os.path.join(cm, "rules.yml")):
+                os.symlink("..data/rules.yml", os.path.join(cm, "rules.yml"))
+            if old:  # the kubelet removes the version it replaced
+                os.remove(os.path.join(old, "rules.yml"))
+                os.rmdir(old)
+
+        one = ("version: 1\nevents:\n  - name: checkout_try\n    metric: checkout_tries_total\n"
+               "    when: {method: POST, route: /checkout}\n")
+        two = one + ("  - name: cart_try\n    metric: cart_tries_total\n"
+                     "    when: {method: POST, route: \"/cart/{sku}\"}\n")
+        publish(one)
+        rules = os.path.join(cm, "rules.yml")
+        run = Run(self.shop.proc.pid, rules, self.tmp)
+        try:
+            run.wait_attached()
+            for _ in range(2):
+                post(self.shop.port, "/checkout")
+            self.assertEqual(run.wait_value("shop_checkout_tries_total", {}, 2), 2)
+
+            publish(two)
+            self.assertEqual(run.wait_value("bizprobe_rules_reloads_total",
+                                            {"outcome": "ok"}, 1), 1)
+            self.assertEqual(run.wait_value("bizprobe_rules_loaded_events", {}, 2), 2)
+            for _ in range(3):
+                post(self.shop.port, "/cart/bk-101", b'{"qty": 1}')
+            post(self.shop.port, "/checkout")
+            self.assertEqual(run.wait_value("shop_cart_tries_total", {}, 3), 3)
+            self.assertEqual(run.wait_value("shop_checkout_tries_total", {}, 3), 3)
+
+            # A broken version: counted once, the rules in force stay.
+            publish(two + "    bogus: key\n")
+            self.assertEqual(run.wait_value("bizprobe_rules_reloads_total",
+                                            {"outcome": "failed"}, 1), 1)
+            post(self.shop.port, "/cart/bk-101", b'{"qty": 1}')
+            self.assertEqual(run.wait_value("shop_cart_tries_total", {}, 4), 4)
+            time.sleep(5)  # two more looks at the file: the bad version is not tried again
+            m = scrape(run.port)
+            self.assertEqual(m[("bizprobe_rules_reloads_total", (("outcome", "failed"),))], 1)
+            self.assertEqual(m[("bizprobe_rules_reloads_total", (("outcome", "ok"),))], 1)
+            self.assertEqual(m[("bizprobe_rules_loaded_events", ())], 2)
+            self.assertEqual(m[("business_events_total", (("event", "cart_try"),))], 4)
+            self.assertEqual(m[("business_events_total", (("event", "checkout_try"),))], 3)
+            self.assertIn("%s:9:5: unknown key 'bogus'" % rules, run.stderr())
+            self.assertEqual(run.stderr().count("%s: changed on disk, reloading" % rules), 2)
         finally:
             self.assertEqual(run.stop(), 0, run.stderr())
 
