@@ -692,7 +692,7 @@ bystander_stop() {
 	TRACER='' BYS_TARGET=''
 }
 bystander_test() {
-	local r cfg s t0 t1 port srv dd_n=$((SMOKE ? 100000 : 2000000)) tls_n=$((SMOKE ? 200 : 5000))
+	local r cfg s t0 t1 port srv dd_n=$((SMOKE ? 100000 : 2000000)) tls_n=$((SMOKE ? 200 : 15000))
 	port=$(free_port)
 	taskset -c $GEN_CPU /usr/bin/python3 "$BENCH/bystander_tls.py" serve "$port" "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/bys-srv.out" 2>&1 &
 	srv=$!
