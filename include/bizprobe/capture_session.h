@@ -27,6 +27,9 @@ struct capture_config {
 	/* Node mode (run --node): besides --pid and --exe, every process select() accepts, asked
 	 * at the process's exec and at a /proc scan once a second, on the capture thread. */
 	bool (*select)(uint32_t pid, void *ctx);
+	/* Then, for a process select() chose, once its files are attached (its OpenSSL calls are
+	 * seen from here on; select() is too early to say so). May be NULL. */
+	void (*selected)(uint32_t pid, void *ctx);
 	void *select_ctx;
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
 	/* --socket-hooks libc (--pid only): plaintext sockets through uprobes in the traced

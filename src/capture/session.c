@@ -57,6 +57,7 @@ struct capture_session {
 	struct file_id exes[CAPTURE_MAX_EXES];
 	size_t n_exes;
 	bool (*select)(uint32_t pid, void *ctx); /* node mode's selection, or NULL */
+	void (*selected)(uint32_t pid, void *ctx); /* a chosen process is attached, or NULL */
 	void *select_ctx;
 	struct restart_watch watches[CAPTURE_MAX_PIDS];
 	size_t n_watches;
@@ -242,9 +243,11 @@ static void consider_pid(pid_t pid, void *ctx)
 
 	if (is_traced(s, (uint32_t)pid) || pid == getpid())
 		return;
-	if ((s->n_exes && !proc_exe_id(pid, &id) && exe_selected(s, &id)) ||
-	    (s->select && s->select((uint32_t)pid, s->select_ctx)))
+	if (s->n_exes && !proc_exe_id(pid, &id) && exe_selected(s, &id))
 		trace_pid(s, (uint32_t)pid);
+	else if (s->select && s->select((uint32_t)pid, s->select_ctx) &&
+		 !trace_pid(s, (uint32_t)pid) && s->selected)
+		s->selected((uint32_t)pid, s->select_ctx);
 }
 
 /* A new process of a --pid target's program with the same arguments: the target restarted. */
@@ -524,6 +527,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->cb = *cb;
 	s->verbose = cfg->verbose;
 	s->select = cfg->select;
+	s->selected = cfg->selected;
 	s->select_ctx = cfg->select_ctx;
 	s->newborn_delay_ns =
 		(uint64_t)(cfg->child_delay_ms ? cfg->child_delay_ms : DEFAULT_CHILD_DELAY_MS) * 1000000ull;

@@ -372,6 +372,7 @@ int cmd_run(int argc, char **argv)
 			goto cleanup;
 		}
 		o.capture.select = run_node_select;
+		o.capture.selected = run_node_selected;
 		o.capture.select_ctx = r.node;
 	}
 	if (r.bm && start_state(&r, &o, ns)) {

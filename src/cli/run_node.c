@@ -32,6 +32,9 @@ struct run_node {
 	struct k8s_targets *targets; /* with --k8s-labels */
 	/* The self-metrics' label values of each target, in the order of k8s_targets_at. */
 	const char *target_values[K8S_MAX_TARGETS + 1][2];
+	/* The line run_node_selected says once the process chosen last is attached. */
+	uint32_t chosen_pid;
+	char chosen_line[768]; /* comm, kind, namespace (253), name (253) */
 };
 
 static struct k8s_pod_cache *start_pod_cache(const struct cli_opts *o, char *err, size_t len)
@@ -156,17 +159,30 @@ bool run_node_select(uint32_t pid, void *ctx)
 	}
 	if (match) {
 		n->selected++;
+		n->chosen_pid = pid;
 		if (have_pod)
-			fprintf(stderr, "bizprobe run: node: tracing pid %u (%s, %s %s/%s)\n", pid,
-				view.comm ? view.comm : "?", pod.workload_kind, pod.namespace_,
-				pod.workload_name);
+			snprintf(n->chosen_line, sizeof(n->chosen_line),
+				 "bizprobe run: node: tracing pid %u (%s, %s %s/%s)\n", pid,
+				 view.comm ? view.comm : "?", pod.workload_kind, pod.namespace_,
+				 pod.workload_name);
 		else
-			fprintf(stderr, "bizprobe run: node: tracing pid %u (%s)\n", pid,
-				view.comm ? view.comm : "?");
+			snprintf(n->chosen_line, sizeof(n->chosen_line),
+				 "bizprobe run: node: tracing pid %u (%s)\n", pid,
+				 view.comm ? view.comm : "?");
 	}
 	if (have_pod)
 		k8s_pod_info_release(&pod);
 	return match;
+}
+
+/* Said once the process is attached: a container's first request right after this line is
+ * seen (said at selection, the line came before its uprobes). */
+void run_node_selected(uint32_t pid, void *ctx)
+{
+	struct run_node *n = ctx;
+
+	if (pid == n->chosen_pid)
+		fputs(n->chosen_line, stderr);
 }
 
 /* The pod of a traced process, read again: 0 and *pod (release it), or -1 (gone, in no pod,
