@@ -11,6 +11,7 @@
 #include "bizprobe/stripe.h"
 #include "bizprobe/form.h"
 #include "bizprobe/json_view.h"
+#include "bizprobe/keyed_mac.h"
 
 /*
  * Bounded map from string ids to fixed-size values, least recently used evicted first.
@@ -77,7 +78,7 @@ struct stripe_semantics {
 	char **hosts;
 	unsigned n_hosts;
 	char *webhook_secret;
-	struct webhook_mac *webhook_mac; /* keyed with webhook_secret once (webhook.c) */
+	struct keyed_mac *webhook_mac; /* keyed with webhook_secret once (webhook.c) */
 	unsigned tolerance_s;
 	unsigned action_timeout_s;
 	unsigned processing_timeout_s;
@@ -162,11 +163,11 @@ void stripe_dispute_seen(struct stripe_semantics *s, struct json_val dispute);
 
 /* Webhooks (webhook.c). */
 void webhook_handle(struct stripe_semantics *s, const struct http_exchange *ex);
-/* HMAC-SHA256 keyed with a webhook secret, set up once; NULL when OpenSSL fails. */
-struct webhook_mac *webhook_mac_new(const char *secret);
-void webhook_mac_free(struct webhook_mac *m);
+/* HMAC-SHA256 keyed with a webhook secret, set up once; free it with keyed_mac_free. NULL when
+ * OpenSSL fails. */
+struct keyed_mac *webhook_mac_new(const char *secret);
 /* webhook_verify_signature with a key set up by webhook_mac_new (NULL: -EINVAL). */
-int webhook_verify_with(struct webhook_mac *mac, const char *header, const uint8_t *body,
+int webhook_verify_with(struct keyed_mac *mac, const char *header, const uint8_t *body,
 			size_t body_len, time_t now, unsigned tolerance_s);
 /* Dispatches a Stripe object (data.object of an event, or an API response body). */
 void stripe_object_dispatch(struct stripe_semantics *s, struct json_val obj, const char *event_type,

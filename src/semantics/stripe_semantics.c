@@ -112,7 +112,7 @@ void stripe_semantics_free(struct stripe_semantics *s)
 	}
 	free(s->user_keys);
 	free(s->webhook_secret);
-	webhook_mac_free(s->webhook_mac);
+	keyed_mac_free(s->webhook_mac);
 	free(s);
 }
 

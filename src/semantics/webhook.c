@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,98 +23,32 @@
 #define WEBHOOK_SIG_LEN 32 /* SHA-256 */
 #define WEBHOOK_MAX_V1	8  /* v1 entries considered (Stripe sends one per active secret) */
 
-/*
- * HMAC-SHA256 keyed with the webhook secret, set up once: fetching the MAC from the provider,
- * making a context and hashing the key into it cost more than the SHA-256 of a 2 KiB event
- * (OpenSSL 3.0.x, SHA-NI). As in src/util/keyed_hash.c, each signature restarts one keyed
- * context (EVP_MAC_init with a NULL key keeps the key in OpenSSL 3.0's HMAC) when a probe shows
- * that this gives what a fresh context gives; otherwise it duplicates the keyed template.
- */
-struct webhook_mac {
-	EVP_MAC *mac;
-	EVP_MAC_CTX *tmpl; /* keyed, never updated */
-	EVP_MAC_CTX *work; /* restarted for each signature when reinit works */
-	bool reinit;
-};
-
-/* HMAC of "<t>.<body>", as Stripe signs it. */
-static int mac_run(EVP_MAC_CTX *ctx, const char *t, size_t tlen, const uint8_t *body, size_t len,
-		   uint8_t out[WEBHOOK_SIG_LEN])
+/* HMAC-SHA256 keyed with the webhook secret, set up once (include/bizprobe/keyed_mac.h): fetching
+ * the MAC, making a context and hashing the key into it cost more than the SHA-256 of a 2 KiB
+ * event. Stripe signs with the whole whsec_ string as the key. */
+struct keyed_mac *webhook_mac_new(const char *secret)
 {
-	size_t outl = 0;
-
-	if (!EVP_MAC_update(ctx, (const unsigned char *)t, tlen) ||
-	    !EVP_MAC_update(ctx, (const unsigned char *)".", 1) ||
-	    (len && !EVP_MAC_update(ctx, body, len)) ||
-	    !EVP_MAC_final(ctx, out, &outl, WEBHOOK_SIG_LEN) || outl != WEBHOOK_SIG_LEN)
-		return -EIO;
-	return 0;
-}
-
-static int hmac_sha256(struct webhook_mac *m, const char *t, size_t tlen, const uint8_t *body,
-		       size_t len, uint8_t out[WEBHOOK_SIG_LEN])
-{
-	EVP_MAC_CTX *c;
-	int err;
-
-	if (m->reinit && EVP_MAC_init(m->work, NULL, 0, NULL))
-		return mac_run(m->work, t, tlen, body, len, out);
-	c = EVP_MAC_CTX_dup(m->tmpl);
-	if (!c)
-		return -EIO;
-	err = mac_run(c, t, tlen, body, len, out);
-	EVP_MAC_CTX_free(c);
-	return err;
-}
-
-void webhook_mac_free(struct webhook_mac *m)
-{
-	if (!m)
-		return;
-	EVP_MAC_CTX_free(m->work);
-	EVP_MAC_CTX_free(m->tmpl);
-	EVP_MAC_free(m->mac);
-	free(m);
-}
-
-struct webhook_mac *webhook_mac_new(const char *secret)
-{
-	static const char probe_t[] = "1700000000";
-	static const uint8_t probe[] = "{\"id\": \"evt_probe\"}";
-	struct webhook_mac *m = calloc(1, sizeof(*m));
 	char digest[] = "SHA256";
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
 	    OSSL_PARAM_construct_end(),
 	};
-	uint8_t want[WEBHOOK_SIG_LEN], got[WEBHOOK_SIG_LEN];
 
-	if (!m || !secret)
-		goto fail;
-	m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	m->tmpl = m->mac ? EVP_MAC_CTX_new(m->mac) : NULL;
-	/* Stripe signs with the whole whsec_ string as the key. */
-	if (!m->tmpl ||
-	    !EVP_MAC_init(m->tmpl, (const unsigned char *)secret, strlen(secret), params))
-		goto fail;
-	/* Restarting is used only if it gives what a fresh context gives, twice running. */
-	m->work = EVP_MAC_CTX_dup(m->tmpl);
-	if (m->work && !hmac_sha256(m, probe_t, sizeof(probe_t) - 1, probe, sizeof(probe) - 1,
-				    want)) {
-		m->reinit = true;
-		m->reinit =
-		    !hmac_sha256(m, probe_t, sizeof(probe_t) - 1, probe, sizeof(probe) - 1, got) &&
-		    !memcmp(got, want, sizeof(want)) &&
-		    !hmac_sha256(m, probe_t, sizeof(probe_t) - 1, probe, sizeof(probe) - 1, got) &&
-		    !memcmp(got, want, sizeof(want));
-	}
-	return m;
-fail:
-	webhook_mac_free(m);
-	return NULL;
+	if (!secret)
+		return NULL;
+	return keyed_mac_new("HMAC", params, secret, strlen(secret), WEBHOOK_SIG_LEN);
 }
 
-int webhook_verify_with(struct webhook_mac *mac, const char *header, const uint8_t *body,
+/* HMAC of "<t>.<body>", as Stripe signs it. */
+static int hmac_sha256(struct keyed_mac *m, const char *t, size_t tlen, const uint8_t *body,
+		       size_t len, uint8_t out[WEBHOOK_SIG_LEN])
+{
+	const struct keyed_mac_part parts[] = {{t, tlen}, {".", 1}, {body, len}};
+
+	return keyed_mac_run(m, parts, 3, out);
+}
+
+int webhook_verify_with(struct keyed_mac *mac, const char *header, const uint8_t *body,
 			size_t body_len, time_t now, unsigned tolerance_s)
 {
 	uint8_t sigs[WEBHOOK_MAX_V1][WEBHOOK_SIG_LEN], expected[WEBHOOK_SIG_LEN];
@@ -182,7 +115,7 @@ int webhook_verify_with(struct webhook_mac *mac, const char *header, const uint8
 int webhook_verify_signature(const char *header, const uint8_t *body, size_t body_len,
 			     const char *secret, time_t now, unsigned tolerance_s)
 {
-	struct webhook_mac *mac;
+	struct keyed_mac *mac;
 	int err;
 
 	if (!header || !secret || !*secret)
@@ -191,7 +124,7 @@ int webhook_verify_signature(const char *header, const uint8_t *body, size_t bod
 	if (!mac)
 		return -EIO;
 	err = webhook_verify_with(mac, header, body, body_len, now, tolerance_s);
-	webhook_mac_free(mac);
+	keyed_mac_free(mac);
 	return err;
 }
 
