@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "bizprobe/capture_session.h"
 #include "bizprobe/http_exchange.h"
@@ -66,6 +67,8 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn on_exchange, cli_
  * afterwards never take them; cli_pipeline_run unblocks them in its own thread. Called first
  * thing by the commands that run the pipeline. */
 void cli_block_stop_signals(void);
+/* clock_gettime(id) in nanoseconds (pipeline.c): the loop's, the stages' timings, the watches. */
+int64_t cli_clock_ns(clockid_t id);
 
 /* SIGHUP since the last call (run reloads its rules then). */
 bool cli_take_reload_request(void);

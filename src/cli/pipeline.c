@@ -83,7 +83,7 @@ struct pipeline {
 	bool debug_chunks;	 /* BIZPROBE_DEBUG_CHUNKS=1: one stderr line per chunk */
 };
 
-static int64_t clock_ns(clockid_t id)
+int64_t cli_clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
@@ -156,7 +156,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	int64_t next_tick = 0;
 	int rc = 1;
 
-	p.mono_to_wall_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	p.mono_to_wall_ns = cli_clock_ns(CLOCK_REALTIME) - cli_clock_ns(CLOCK_MONOTONIC);
 	p.debug_chunks = getenv("BIZPROBE_DEBUG_CHUNKS") != NULL;
 	p.ht = http_tracker_new(&o->http, on_exchange, &p);
 	if (!p.ht) {
@@ -190,7 +190,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	fflush(stderr);
 
 	while (!stop_requested) {
-		int64_t now = clock_ns(CLOCK_MONOTONIC);
+		int64_t now = cli_clock_ns(CLOCK_MONOTONIC);
 		/* Rounded up, so that the loop never spins on a timeout of 0 before the tick. */
 		int n = capture_session_poll(
 			cs, now < next_tick ? (int)((next_tick - now + 999999) / 1000000) : 0);
@@ -199,7 +199,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 			fprintf(stderr, "bizprobe: ring buffer: %s\n", strerror(-n));
 			goto cleanup;
 		}
-		now = clock_ns(CLOCK_MONOTONIC);
+		now = cli_clock_ns(CLOCK_MONOTONIC);
 		if (now >= next_tick) {
 			if (tick)
 				tick(cs, p.ht, false, ctx);
@@ -207,8 +207,8 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 		}
 	}
 	/* Drain what the kernel already wrote, so a clean stop loses nothing, for a bounded time. */
-	for (int64_t end = clock_ns(CLOCK_MONOTONIC) + DRAIN_MAX_NS;
-	     capture_session_poll(cs, 0) > 0 && clock_ns(CLOCK_MONOTONIC) < end;)
+	for (int64_t end = cli_clock_ns(CLOCK_MONOTONIC) + DRAIN_MAX_NS;
+	     capture_session_poll(cs, 0) > 0 && cli_clock_ns(CLOCK_MONOTONIC) < end;)
 		;
 	if (tick)
 		tick(cs, p.ht, true, ctx);

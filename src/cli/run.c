@@ -75,28 +75,20 @@ static void on_event(const struct business_event *ev, void *ctx)
 	recent_events_on_event(r->status_events, ev);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *ctx)
 {
 	struct run_ctx *r = ctx;
 
 	r->exchange_target = run_node_exchange(r->node, ex->conn.pid);
 	if (r->stripe) {
-		int64_t t0 = mono_ns(), dt;
+		int64_t t0 = cli_clock_ns(CLOCK_MONOTONIC), dt;
 
 		run_sentry_begin(r->sentry, ex);
 		stripe_semantics_on_exchange(r->stripe, ex, (time_t)(wall_ns / 1000000000ull));
 		if (r->rules)
 			run_rules_eval(r->rules, &r->rules_env, ex, wall_ns);
 		run_sentry_end(r->sentry);
-		dt = mono_ns() - t0;
+		dt = cli_clock_ns(CLOCK_MONOTONIC) - t0;
 		metrics_add(r->collection_ms, NULL, (double)dt / 1e6);
 		metrics_observe(r->processing_s, NULL, (double)dt / 1e9);
 	}

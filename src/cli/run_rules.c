@@ -63,14 +63,6 @@ struct run_rules {
 	int64_t next_watch_ns;
 };
 
-static int64_t mono_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static struct file_version version_of(const char *path)
 {
 	struct file_version v = {0};
@@ -150,7 +142,7 @@ struct run_rules *run_rules_new(const char *path, const char *namespace_,
 		goto fail;
 	/* Taken before the read: a change racing the read shows as a change at the next look. */
 	rr->loaded_version = version_of(path);
-	rr->next_watch_ns = mono_now_ns() + WATCH_INTERVAL_NS;
+	rr->next_watch_ns = cli_clock_ns(CLOCK_MONOTONIC) + WATCH_INTERVAL_NS;
 	rr->rules = cli_load_rules(path, namespace_);
 	if (!rr->rules || register_families(rr, reg))
 		goto fail;
@@ -206,7 +198,7 @@ void run_rules_reload(struct run_rules *rr)
 
 void run_rules_watch(struct run_rules *rr)
 {
-	int64_t now = mono_now_ns();
+	int64_t now = cli_clock_ns(CLOCK_MONOTONIC);
 	struct file_version cur;
 
 	if (now < rr->next_watch_ns)
