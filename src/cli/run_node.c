@@ -123,6 +123,20 @@ static int pod_of(struct run_node *n, const char *cgroup_file, size_t len,
 	return -1;
 }
 
+/* Maps pid to its pod's target (pod NULL: unknown), the one its exchanges' events carry. A full
+ * pid table leaves the process to be looked up again at each exchange. */
+static struct k8s_target *assign_target(struct run_node *n, uint32_t pid,
+					const struct k8s_pod_info *pod)
+{
+	const char *ns, *wl;
+	struct k8s_target *t;
+
+	k8s_target_names(pod, &ns, &wl);
+	t = k8s_targets_intern(n->targets, ns, wl);
+	k8s_targets_set_pid(n->targets, pid, t);
+	return t;
+}
+
 bool run_node_select(uint32_t pid, void *ctx)
 {
 	struct run_node *n = ctx;
@@ -150,13 +164,8 @@ bool run_node_select(uint32_t pid, void *ctx)
 		have_pod = true;
 	}
 	match = k8s_selection_match(&n->sel, &view);
-	if (match && n->targets) {
-		const char *ns, *wl;
-
-		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
-		/* A full pid table leaves the process to be looked up again at each exchange. */
-		k8s_targets_set_pid(n->targets, pid, k8s_targets_intern(n->targets, ns, wl));
-	}
+	if (match && n->targets)
+		assign_target(n, pid, have_pod ? &pod : NULL);
 	if (match) {
 		n->selected++;
 		n->chosen_pid = pid;
@@ -201,7 +210,6 @@ static int pod_of_pid(struct run_node *n, uint32_t pid, struct k8s_pod_info *pod
 static void look_again(struct run_node *n, struct capture_session *cs, uint32_t pid)
 {
 	struct k8s_pod_info pod;
-	const char *ns, *wl;
 	bool have_pod = !pod_of_pid(n, pid, &pod);
 
 	if (have_pod && !k8s_selection_match_pod(&n->sel, &pod) &&
@@ -213,8 +221,7 @@ static void look_again(struct run_node *n, struct capture_session *cs, uint32_t 
 				"matches the selection\n",
 			pid, pod.workload_kind, pod.namespace_, pod.workload_name);
 	} else if (n->targets && (have_pod || !k8s_targets_pid(n->targets, pid))) {
-		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
-		k8s_targets_set_pid(n->targets, pid, k8s_targets_intern(n->targets, ns, wl));
+		assign_target(n, pid, have_pod ? &pod : NULL);
 	}
 	if (have_pod)
 		k8s_pod_info_release(&pod);
@@ -224,7 +231,6 @@ const struct biz_target *run_node_exchange(struct run_node *n, uint32_t pid)
 {
 	struct k8s_target *t;
 	struct k8s_pod_info pod;
-	const char *ns, *wl;
 	bool have_pod;
 
 	if (!n || !n->targets)
@@ -233,9 +239,7 @@ const struct biz_target *run_node_exchange(struct run_node *n, uint32_t pid)
 	if (!t) {
 		/* A child the kernel traced at its fork: its parent's pod, normally. */
 		have_pod = !pod_of_pid(n, pid, &pod);
-		k8s_target_names(have_pod ? &pod : NULL, &ns, &wl);
-		t = k8s_targets_intern(n->targets, ns, wl);
-		k8s_targets_set_pid(n->targets, pid, t);
+		t = assign_target(n, pid, have_pod ? &pod : NULL);
 		if (have_pod)
 			k8s_pod_info_release(&pod);
 	}
@@ -243,16 +247,26 @@ const struct biz_target *run_node_exchange(struct run_node *n, uint32_t pid)
 	return &t->biz;
 }
 
+/* The --k8s-labels in force, in their order (namespace, then workload), each given as what
+ * is put in out: the label names, or one target's values. Their count. */
+static unsigned labels_in_force(const struct run_node *n, const char *namespace_,
+				const char *workload, const char **out)
+{
+	unsigned k = 0;
+
+	if (n->labels & K8S_LABEL_NAMESPACE)
+		out[k++] = namespace_;
+	if (n->labels & K8S_LABEL_WORKLOAD)
+		out[k++] = workload;
+	return k;
+}
+
 int run_node_register_metrics(struct run_node *n, struct self_metrics *self,
 			      struct metrics_registry *reg)
 {
 	const char *names[2];
-	unsigned k = 0;
+	unsigned k = labels_in_force(n, "namespace", "workload", names);
 
-	if (n->labels & K8S_LABEL_NAMESPACE)
-		names[k++] = "namespace";
-	if (n->labels & K8S_LABEL_WORKLOAD)
-		names[k++] = "workload";
 	return self_metrics_node_register(self, reg, names, k, K8S_MAX_TARGETS + 1);
 }
 
@@ -284,12 +298,8 @@ void run_node_tick(struct run_node *n, struct capture_session *cs, struct self_m
 		for (size_t i = 0; i < n_targets; i++) {
 			const struct k8s_target *t = k8s_targets_at(n->targets, i);
 			const char **v = n->target_values[i];
-			unsigned k = 0;
 
-			if (n->labels & K8S_LABEL_NAMESPACE)
-				v[k++] = t->biz.namespace_;
-			if (n->labels & K8S_LABEL_WORKLOAD)
-				v[k++] = t->biz.workload;
+			labels_in_force(n, t->biz.namespace_, t->biz.workload, v);
 			out[i] = (struct self_target){v, t->processes, t->exchanges};
 		}
 	}
