@@ -11,6 +11,7 @@
 #include "array.h"
 #include "bizprobe.skel.h"
 #include "elf_sym.h"
+#include "probe_site.h"
 #include "proc.h"
 #include "uprobe_legacy.h"
 
@@ -204,8 +205,13 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 	/* A C library: it defines the socket calls that no executable or libssl defines. */
 	if (a->libc_sockets && !f->has_ssl &&
 	    elf_sym_offsets(path, libc_fn_names, LC__COUNT, f->libc_off) > 0 &&
-	    f->libc_off[LC_ACCEPT4] && f->libc_off[LC_RECVMSG] && f->libc_off[LC_CLOSE])
+	    f->libc_off[LC_ACCEPT4] && f->libc_off[LC_RECVMSG] && f->libc_off[LC_CLOSE]) {
 		f->has_libc = true;
+		/* dlopen included: only the glibc syscall wrappers match, the others stay at entry. */
+		for (unsigned k = 0; k < LC__COUNT; k++)
+			if (f->libc_off[k])
+				f->libc_off[k] = probe_site_past_prologue(path, f->libc_off[k]);
+	}
 	return f;
 }
 
