@@ -135,9 +135,11 @@ class Browser:
                 "--disable-gpu", "--disable-extensions", "--disable-sync",
                 "--disable-background-networking", "--disable-component-update",
                 "--window-size=1280,1700", "about:blank"]
-        # The shell puts the pipes where chromium expects them, whatever numbers they have here.
+        # The shell puts the pipes where chromium expects them, whatever numbers they have here:
+        # bash, because dash takes single-digit descriptors only ("Bad fd number" once the test
+        # holds ten files open).
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", 'exec "$0" "$@" 3<&%d 4>&%d' % (to_browser_r, from_browser_w)] +
+            ["/bin/bash", "-c", 'exec "$0" "$@" 3<&%d 4>&%d' % (to_browser_r, from_browser_w)] +
             argv, pass_fds=(to_browser_r, from_browser_w), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         os.close(to_browser_r)
