@@ -662,10 +662,11 @@ bpfcost_test() {
 #   tls: bench/bystander_tls.py, HTTPS GETs over one keep-alive connection between a Python
 #        client and a Python server, both on the host's libssl.so.3 (the library bizprobe probes)
 # Configurations, alternated within each round: 1 no bizprobe; 2 `bizprobe run --pid` on an idle
-# node process; 3 `bizprobe run --exe` with that node binary (its idle process running); 4 the
-# hooks' floor, `bizprobe trace --pid --empty-probes`; 5 `bizprobe run --pid --socket-hooks libc`
-# (no syscall tracepoints). The bystanders on CPU 0, the rest on CPU 1.
-BYS_CFG_NAME=([1]=none [2]=run-pid [3]=run-exe [4]=empty-pid [5]=run-pid-libc)
+# node process (the default socket hooks, auto: libc's for node); 3 `bizprobe run --exe` with
+# that node binary (its idle process running: syscall tracepoints); 4 the syscall hooks' floor,
+# `bizprobe trace --pid --empty-probes --socket-hooks syscalls`; 5 `bizprobe run --pid
+# --socket-hooks syscalls`. The bystanders on CPU 0, the rest on CPU 1.
+BYS_CFG_NAME=([1]=none [2]=run-pid [3]=run-exe [4]=empty-pid-syscalls [5]=run-pid-syscalls)
 bystander_start() { # CONFIG: starts the idle target and the tracer the configuration needs
 	local port
 	BYS_TARGET='' TRACER=''
@@ -678,8 +679,8 @@ bystander_start() { # CONFIG: starts the idle target and the tracer the configur
 		case $1 in
 		2) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
 		3) exec taskset -c $GEN_CPU "$BIN" run --exe "$(readlink -f "$(command -v node)")" --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
-		4) exec taskset -c $GEN_CPU "$BIN" trace --pid "$BYS_TARGET" --empty-probes ;;
-		5) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --socket-hooks libc --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
+		4) exec taskset -c $GEN_CPU "$BIN" trace --pid "$BYS_TARGET" --empty-probes --socket-hooks syscalls ;;
+		5) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --socket-hooks syscalls --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
 		esac
 	) >/dev/null 2>"$WORK/tracer.err" &
 	TRACER=$!

@@ -15,6 +15,19 @@
 #define CAPTURE_MAX_PIDS 64
 #define CAPTURE_MAX_EXES 16
 
+/* How plaintext sockets are seen (--socket-hooks; see bizprobe.bpf.c). */
+enum capture_socket_hooks {
+	/* libc when only --pid processes are traced and each passes tls_libc_hooks_fit at start;
+	 * syscalls otherwise. */
+	SOCKET_HOOKS_AUTO,
+	/* The raw syscall tracepoints: every socket call, libc or not, paid for by every process
+	 * on the host at each of its syscalls. */
+	SOCKET_HOOKS_SYSCALLS,
+	/* Uprobes in the traced processes' own C library (--pid only): other processes pay
+	 * nothing; calls that bypass libc are not seen. */
+	SOCKET_HOOKS_LIBC,
+};
+
 struct capture_config {
 	uint32_t pids[CAPTURE_MAX_PIDS]; /* --pid, repeatable */
 	size_t n_pids;
@@ -32,10 +45,7 @@ struct capture_config {
 	void (*selected)(uint32_t pid, void *ctx);
 	void *select_ctx;
 	bool empty_probes;	 /* benchmark floor: attach everything, do nothing */
-	/* --socket-hooks libc (--pid only): plaintext sockets through uprobes in the traced
-	 * processes' C library instead of the raw syscall tracepoints, which every process on the
-	 * host pays for (see bizprobe.bpf.c). */
-	bool libc_socket_hooks;
+	enum capture_socket_hooks socket_hooks;
 	bool verbose;		 /* libbpf debug output and attach decisions on stderr */
 };
 
@@ -55,6 +65,7 @@ struct capture_stats {
 	uint32_t traced_processes;
 	uint32_t tls_files;	 /* files (inodes) with OpenSSL uprobes attached */
 	uint64_t attach_errors;
+	bool libc_socket_hooks; /* what --socket-hooks came to: libc (true) or syscalls */
 };
 
 struct capture_session;

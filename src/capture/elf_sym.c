@@ -94,3 +94,37 @@ cleanup:
 	close(fd);
 	return err ? err : found;
 }
+
+int elf_has_section(const char *path, const char *const *names, size_t n)
+{
+	int fd, found = 0;
+	size_t shstrndx;
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx)) {
+		found = -ENOEXEC;
+		goto cleanup;
+	}
+	while (!found && (scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		const char *name;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		for (size_t k = 0; name && k < n && !found; k++)
+			found = strcmp(name, names[k]) == 0;
+	}
+cleanup:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return found;
+}

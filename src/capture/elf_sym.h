@@ -13,4 +13,8 @@
  */
 int elf_sym_offsets(const char *path, const char *const *names, size_t n, uint64_t *offsets);
 
+/* 1 when the ELF file at path has a section named one of names[0..n), 0 when it has none, or a
+ * negative errno when it is not a readable ELF. */
+int elf_has_section(const char *path, const char *const *names, size_t n);
+
 #endif

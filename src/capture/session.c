@@ -511,6 +511,25 @@ static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, 
 	return vfprintf(stderr, fmt, args);
 }
 
+/*
+ * --socket-hooks auto: the libc uprobes when they can see every socket call of every process
+ * traced, because then the rest of the host pays nothing (see bizprobe.bpf.c). Processes selected
+ * by --exe or a node's selectors must be seen from their exec, before a uprobe could be planted
+ * for them; a --pid process that bypasses libc would go unseen. Judged once, at start, for the
+ * processes given: their restarts and children are taken to be the same kind of program.
+ */
+static bool libc_hooks_chosen(const struct capture_config *cfg)
+{
+	if (cfg->socket_hooks != SOCKET_HOOKS_AUTO)
+		return cfg->socket_hooks == SOCKET_HOOKS_LIBC;
+	if (cfg->n_exes || cfg->select || !cfg->n_pids)
+		return false;
+	for (size_t i = 0; i < cfg->n_pids && i < CAPTURE_MAX_PIDS; i++)
+		if (!tls_libc_hooks_fit(cfg->pids[i]))
+			return false;
+	return true;
+}
+
 struct capture_session *capture_session_new(const struct capture_config *cfg,
 					    const struct capture_callbacks *cb, char *err,
 					    size_t err_len)
@@ -563,7 +582,8 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
-	if (cfg->libc_socket_hooks) {
+	s->stats.libc_socket_hooks = libc_hooks_chosen(cfg);
+	if (s->stats.libc_socket_hooks) {
 		bpf_program__set_autoload(s->skel->progs.rtp_sys_enter, false);
 		bpf_program__set_autoload(s->skel->progs.rtp_sys_exit, false);
 	}
@@ -592,7 +612,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->ncpu = libbpf_num_possible_cpus();
 	if (s->ncpu > 0)
 		s->percpu_vals = calloc((size_t)s->ncpu, sizeof(*s->percpu_vals));
-	s->tls = tls_attacher_new(s->skel, cfg->verbose, cfg->libc_socket_hooks);
+	s->tls = tls_attacher_new(s->skel, cfg->verbose, s->stats.libc_socket_hooks);
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), handle_record, s, NULL);
 	if (!s->tls || !s->rb) {
 		set_err(err, err_len, "setting up the ring buffer failed: %s", strerror(errno));

@@ -184,6 +184,13 @@ unsigned tls_attacher_files(const struct tls_attacher *a)
 	return a->n_ssl_files;
 }
 
+/* A C library: it defines the socket calls that no executable or libssl defines. */
+static bool libc_socket_offsets(const char *path, uint64_t off[LC__COUNT])
+{
+	return elf_sym_offsets(path, libc_fn_names, LC__COUNT, off) > 0 && off[LC_ACCEPT4] &&
+	       off[LC_RECVMSG] && off[LC_CLOSE];
+}
+
 /* The file behind path, examined on first sight. NULL only when out of memory. */
 static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id, const char *path)
 {
@@ -202,10 +209,7 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 		f->has_ssl = true;
 		a->n_ssl_files++;
 	}
-	/* A C library: it defines the socket calls that no executable or libssl defines. */
-	if (a->libc_sockets && !f->has_ssl &&
-	    elf_sym_offsets(path, libc_fn_names, LC__COUNT, f->libc_off) > 0 &&
-	    f->libc_off[LC_ACCEPT4] && f->libc_off[LC_RECVMSG] && f->libc_off[LC_CLOSE]) {
+	if (a->libc_sockets && !f->has_ssl && libc_socket_offsets(path, f->libc_off)) {
 		f->has_libc = true;
 		/* dlopen included: only the glibc syscall wrappers match, the others stay at entry. */
 		for (unsigned k = 0; k < LC__COUNT; k++)
@@ -213,6 +217,37 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 				f->libc_off[k] = probe_site_past_prologue(path, f->libc_off[k]);
 	}
 	return f;
+}
+
+struct libc_fit {
+	bool libc;
+	bool go;
+};
+
+static void judge_mapping(const char *path, void *ctx)
+{
+	/* Sections every Go toolchain since 1.2 (.gopclntab) or 1.18 (.go.buildinfo) writes. */
+	static const char *const go_sections[] = {".go.buildinfo", ".gopclntab", ".note.go.buildid"};
+	struct libc_fit *fit = ctx;
+
+	if (elf_has_section(path, go_sections, sizeof(go_sections) / sizeof(go_sections[0])) > 0)
+		fit->go = true;
+	else if (!fit->libc) {
+		uint64_t ssl[FN__COUNT], off[LC__COUNT];
+
+		/* As file_of judges it: a file with OpenSSL in it gets the OpenSSL probes only. */
+		fit->libc = elf_sym_offsets(path, tls_fn_names, FN__COUNT, ssl) <= 0 &&
+			    libc_socket_offsets(path, off);
+	}
+}
+
+bool tls_libc_hooks_fit(uint32_t pid)
+{
+	struct libc_fit fit = {0};
+
+	if (proc_for_each_exec_mapping((pid_t)pid, judge_mapping, &fit))
+		return false;
+	return fit.libc && !fit.go;
 }
 
 static bool bound(const struct tls_attacher *a, unsigned file, uint32_t pid)

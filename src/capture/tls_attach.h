@@ -30,6 +30,13 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid);
 /* Removes pid's links (the process exited). */
 void tls_detach_process(struct tls_attacher *a, uint32_t pid);
 
+/*
+ * Whether the libc socket uprobes would see all of pid's socket calls: it maps a C library that
+ * defines them, and none of its files is a Go program (Go makes its socket calls with its own
+ * syscall instructions, libc or not). What --socket-hooks auto asks of each --pid process.
+ */
+bool tls_libc_hooks_fit(uint32_t pid);
+
 /* Files with OpenSSL examined so far. */
 unsigned tls_attacher_files(const struct tls_attacher *a);
 

@@ -33,12 +33,14 @@ void cli_usage(FILE *out)
 		"  --exe PATH         trace every process running this executable, now and later\n"
 		"  --child-delay MS   with --pid, a traced process's child is attached once it has\n"
 		"                     lived MS milliseconds (default 100)\n"
-		"  --socket-hooks syscalls|libc  how plaintext sockets are seen. syscalls (default):\n"
-		"                     raw syscall tracepoints, which every process on the host pays\n"
-		"                     for at each syscall. libc (--pid only): uprobes in the traced\n"
+		"  --socket-hooks auto|syscalls|libc  how plaintext sockets are seen. syscalls: raw\n"
+		"                     syscall tracepoints, which every process on the host pays for\n"
+		"                     at each syscall. libc (--pid only): uprobes in the traced\n"
 		"                     processes' C library; other processes pay nothing, the traced\n"
 		"                     ones a trap per socket call, and calls that bypass libc are\n"
-		"                     not seen\n"
+		"                     not seen. auto (default): libc when only --pid processes are\n"
+		"                     traced and each maps a C library and runs no Go code at\n"
+		"                     start, syscalls otherwise\n"
 		"trace:\n"
 		"  --json             JSON Lines, one object per exchange\n"
 		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
@@ -343,12 +345,18 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			o->capture.empty_probes = true;
 			break;
 		case OPT_SOCKET_HOOKS:
-			if (strcmp(optarg, "syscalls") && strcmp(optarg, "libc")) {
-				fprintf(stderr, "bizprobe %s: bad --socket-hooks %s (syscalls or libc)\n",
+			if (!strcmp(optarg, "auto"))
+				o->capture.socket_hooks = SOCKET_HOOKS_AUTO;
+			else if (!strcmp(optarg, "syscalls"))
+				o->capture.socket_hooks = SOCKET_HOOKS_SYSCALLS;
+			else if (!strcmp(optarg, "libc"))
+				o->capture.socket_hooks = SOCKET_HOOKS_LIBC;
+			else {
+				fprintf(stderr,
+					"bizprobe %s: bad --socket-hooks %s (auto, syscalls or libc)\n",
 					cmd, optarg);
 				return -EINVAL;
 			}
-			o->capture.libc_socket_hooks = !strcmp(optarg, "libc");
 			break;
 		case 'v':
 			o->capture.verbose = true;
@@ -385,7 +393,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	/* A process selected by --exe or --node must be seen from its exec, before userspace could
 	 * plant uprobes for it; libc-wide uprobes for every process would trap every libc call on
 	 * the host, the cost this mode exists to avoid. */
-	if (o->capture.libc_socket_hooks && (o->capture.n_exes || o->node)) {
+	if (o->capture.socket_hooks == SOCKET_HOOKS_LIBC && (o->capture.n_exes || o->node)) {
 		fprintf(stderr, "bizprobe %s: --socket-hooks libc is for --pid only\n", cmd);
 		return -EINVAL;
 	}

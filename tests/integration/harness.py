@@ -241,10 +241,10 @@ def _elf_file_offset(path, symbol):
     raise RuntimeError("%s: %s is in no loaded segment" % (path, symbol))
 
 
-def code_bytes(pid, path, symbol):
-    """(the byte at symbol's first instruction in pid's memory, the same byte in the file).
-    A uprobe breakpoint shows as 0xcc in the process and not in the file."""
-    off = _elf_file_offset(path, symbol)
+def code_bytes(pid, path, symbol, at=0):
+    """(the byte at symbol's first instruction, or at bytes past it, in pid's memory, the same
+    byte in the file). A uprobe breakpoint shows as 0xcc in the process and not in the file."""
+    off = _elf_file_offset(path, symbol) + at
     with open(path, "rb") as f:
         f.seek(off)
         file_byte = f.read(1)[0]

@@ -3,15 +3,18 @@
 Ground truth comes from the programs themselves (the Node client prints what it sent and
 received), or from the request plan the test made."""
 import collections
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
-                     key_of, main, route_template, run_node_client)
+                     free_port, key_of, main, route_template, run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -167,11 +170,12 @@ class CaptureTest(CaptureCase):
         self.assert_exchanges([key_of(x) for x in got], truth)
 
     def test_plaintext_node_server(self):
-        """A plaintext Node HTTP server (read/writev syscalls), attached while running."""
+        """A plaintext Node HTTP server (read/writev syscalls), attached while running, through
+        the raw syscall tracepoints (a --pid of node gets the libc hooks unless told)."""
         plan = plan_all_sizes()
         with Server(tls=False) as srv:
             time.sleep(0.2)
-            with Tracer("--pid", str(srv.pid), *BODY_CAP) as tr:
+            with Tracer("--pid", str(srv.pid), "--socket-hooks", "syscalls", *BODY_CAP) as tr:
                 truth = run_node_client(srv.base, plan)
                 got = tr.wait_for(len(plan))
                 tr.stop()
@@ -446,6 +450,96 @@ class LibcSocketHooksTest(CaptureCase):
                              text=True, timeout=30)
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("--socket-hooks libc is for --pid only", out.stderr)
+
+
+def mapped_libc(pid):
+    """The C library pid maps, as a path of this mount namespace."""
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            f = line.split()
+            if len(f) >= 6 and os.path.basename(f[5]).startswith("libc.so"):
+                return f[5]
+    raise RuntimeError("pid %d maps no libc.so" % pid)
+
+
+def loaded_programs():
+    """Names of the BPF programs loaded on the host now."""
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    return {p.get("name", "") for p in json.loads(out)}
+
+
+def curl_gets(base, paths):
+    for path in paths:
+        subprocess.run([CURL, "-s", "-o", "/dev/null", base + path], check=True,
+                       timeout=30 * SLOW)
+
+
+class SocketHooksAutoTest(CaptureCase):
+    """--socket-hooks auto, the default (issue 20): a --pid process whose socket calls all go
+    through its C library is seen through uprobes there, and no other process on the host pays
+    for a syscall tracepoint; one that bypasses libc (a Go program) gets the tracepoints."""
+
+    def test_auto_is_libc_for_node_and_plants_nothing_elsewhere(self):
+        """A node server: exact exchanges through libc, the raw syscall tracepoints not loaded,
+        a breakpoint in the traced process's libc read past its entry (a probe on the entry's
+        instruction would be single-stepped), and none in another process's."""
+        plan = [{"method": "GET", "path": "/size/%d" % n} for n in (0, 7, 70000)]
+        plan.append({"method": "POST", "path": "/echo", "body": 3000})
+        idle = subprocess.Popen([NODE, "-e", "setInterval(() => {}, 1000)"])
+        try:
+            with Server(tls=False) as srv:
+                time.sleep(0.2)
+                with Tracer("--pid", str(srv.pid), *BODY_CAP) as tr:
+                    self.assertIn("bizprobe: socket hooks: libc (uprobes in the traced "
+                                  "processes' C library)\n", tr.stderr)
+                    self.assertNotIn("rtp_sys_enter", loaded_programs())
+                    truth = run_node_client(srv.base, plan)
+                    got = tr.wait_for(len(plan))
+                    libc = mapped_libc(srv.pid)
+                    traced = [code_bytes(srv.pid, libc, "read", at)[0] for at in range(16)]
+                    other = [code_bytes(idle.pid, mapped_libc(idle.pid), "read", at)
+                             for at in range(16)]
+                    tr.stop()
+        finally:
+            idle.kill()
+            idle.wait()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
+        self.assertNotEqual(traced[0], 0xCC)
+        self.assertEqual(traced.count(0xCC), 1, traced)
+        self.assertTrue(all(mem == orig for mem, orig in other), other)
+
+    def test_auto_is_syscalls_for_a_program_that_bypasses_libc(self):
+        """A program with a Go section that makes its socket calls with syscall(2): auto loads
+        the raw syscall tracepoints and sees every exchange; told libc, bizprobe sees none."""
+        tmp = tempfile.mkdtemp(prefix="bizprobe-rawsys-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        prog = os.path.join(tmp, "raw_syscall_server")
+        subprocess.run(["gcc", "-O2", "-o", prog, os.path.join(PROGS, "raw_syscall_server.c")],
+                       check=True, timeout=120)
+        port = free_port()
+        srv = subprocess.Popen([prog, str(port)], stdout=subprocess.PIPE)
+        try:
+            self.assertEqual(srv.stdout.readline(), b"listening\n")
+            base = "http://127.0.0.1:%d" % port
+            with Tracer("--pid", str(srv.pid)) as tr:
+                self.assertIn("bizprobe: socket hooks: syscalls (raw syscall tracepoints)\n",
+                              tr.stderr)
+                curl_gets(base, ["/a", "/bb", "/ccc"])
+                got = tr.wait_for(3)
+                tr.stop()
+            self.assert_exchanges([key_of(x) for x in got],
+                                  [("server", False, "GET", p, 200, 0, 2)
+                                   for p in ("/a", "/bb", "/ccc")])
+            with Tracer("--pid", str(srv.pid), *LIBC) as tr:
+                curl_gets(base, ["/d", "/e"])
+                missed = tr.wait_for(1, timeout=3)
+                tr.stop()
+            self.assertEqual(missed, [])
+        finally:
+            srv.kill()
+            srv.wait()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ clang -O2 -g -target bpf -c "$here/core_probe.bpf.c" -o "$tmp/core_probe.bpf.o"
 bpftool prog load "$tmp/core_probe.bpf.o" "$pin"
 bpftool prog show pinned "$pin"
 bp_sleeper
-bp_start "$tmp/out" "$tmp/err" trace -v --pid "$sleeper_pid"
+# The syscall hooks, though sleep's libc would get the libc ones: in that mode the raw syscall
+# tracepoint programs are not loaded, and this case is where this kernel's verifier sees them.
+bp_start "$tmp/out" "$tmp/err" trace -v --pid "$sleeper_pid" --socket-hooks syscalls
 total=0
 for id in $(bp_ids "$bp_pid" prog); do
 	info=$(bpftool prog show id "$id")
