@@ -14,4 +14,14 @@
  */
 uint64_t probe_site_past_prologue(const char *path, uint64_t entry);
 
+/*
+ * OpenSSL 3's SSL_read_ex (SSL_write_ex) is a thunk around the internal function that SSL_read
+ * (SSL_write) calls too, with the _ex arguments and return. Given the offsets of the _ex and the
+ * plain function, returns the internal function's offset when the _ex function is exactly that
+ * thunk, the plain one calls the same function, and it starts with a push the kernel emulates
+ * (the thunk's first instruction moves the stack pointer: a probe there is single-stepped). 0
+ * otherwise.
+ */
+uint64_t probe_site_ssl_core(const char *path, uint64_t ex_entry, uint64_t plain_entry);
+
 #endif

@@ -47,6 +47,9 @@ struct tls_file {
 	bool has_libc;	    /* the C library's socket calls (examined in libc mode only) */
 	bool every_process; /* attached once for all processes (see tls_attach.h) */
 	uint64_t off[FN__COUNT];
+	/* OpenSSL's internal read and write that the plain and _ex functions share, when probing
+	 * them avoids a single-step (probe_site_ssl_core); 0 when the public ones are probed. */
+	uint64_t read_core, write_core;
 	uint64_t libc_off[LC__COUNT];
 };
 
@@ -208,6 +211,8 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 	    (f->off[FN_READ] || f->off[FN_READ_EX])) {
 		f->has_ssl = true;
 		a->n_ssl_files++;
+		f->read_core = probe_site_ssl_core(path, f->off[FN_READ_EX], f->off[FN_READ]);
+		f->write_core = probe_site_ssl_core(path, f->off[FN_WRITE_EX], f->off[FN_WRITE]);
 	}
 	if (a->libc_sockets && !f->has_ssl && libc_socket_offsets(path, f->libc_off)) {
 		f->has_libc = true;
@@ -338,6 +343,8 @@ static int bind_libc(struct tls_attacher *a, unsigned file, const char *path, ui
 
 static int bind_file(struct tls_attacher *a, unsigned file, const char *path, uint32_t pid)
 {
+	const struct tls_file *f = &a->files[file];
+	uint64_t off[FN__COUNT];
 	const struct link_plan plan[SSL_LINKS] = {
 		{FN_WRITE, a->skel->progs.up_ssl_write, false},
 		{FN_WRITE, a->skel->progs.urp_ssl_write, true},
@@ -350,7 +357,18 @@ static int bind_file(struct tls_attacher *a, unsigned file, const char *path, ui
 		{FN_FREE, a->skel->progs.up_ssl_free, false},
 	};
 
-	return bind_links(a, file, path, pid, plan, SSL_LINKS, a->files[file].off);
+	/* The shared internal function, probed with the _ex programs (its arguments and return are
+	 * the _ex ones), sees the plain and the _ex calls once each. */
+	memcpy(off, f->off, sizeof(off));
+	if (f->read_core) {
+		off[FN_READ_EX] = f->read_core;
+		off[FN_READ] = 0;
+	}
+	if (f->write_core) {
+		off[FN_WRITE_EX] = f->write_core;
+		off[FN_WRITE] = 0;
+	}
+	return bind_links(a, file, path, pid, plan, SSL_LINKS, off);
 }
 
 int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)

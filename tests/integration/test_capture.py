@@ -13,8 +13,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer, code_bytes,  # noqa: E402
-                     free_port, key_of, main, route_template, run_node_client)
+from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer,  # noqa: E402
+                     _elf_file_offset, code_bytes, free_port, key_of, main, route_template,
+                     run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -452,16 +453,6 @@ class LibcSocketHooksTest(CaptureCase):
         self.assertIn("--socket-hooks libc is for --pid only", out.stderr)
 
 
-def mapped_libc(pid):
-    """The C library pid maps, as a path of this mount namespace."""
-    with open("/proc/%d/maps" % pid) as maps:
-        for line in maps:
-            f = line.split()
-            if len(f) >= 6 and os.path.basename(f[5]).startswith("libc.so"):
-                return f[5]
-    raise RuntimeError("pid %d maps no libc.so" % pid)
-
-
 def loaded_programs():
     """Names of the BPF programs loaded on the host now."""
     out = subprocess.run(["bpftool", "prog", "show", "-j"], check=True, capture_output=True,
@@ -473,6 +464,64 @@ def curl_gets(base, paths):
     for path in paths:
         subprocess.run([CURL, "-s", "-o", "/dev/null", base + path], check=True,
                        timeout=30 * SLOW)
+
+
+def mapped_file(pid, prefix):
+    """The first file pid maps whose name starts with prefix (libssl.so, libc.so)."""
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            f = line.split()
+            if len(f) >= 6 and os.path.basename(f[5]).startswith(prefix):
+                return f[5]
+    raise RuntimeError("pid %d maps no %s" % (pid, prefix))
+
+
+class OpenSSLProbeSiteTest(CaptureCase):
+    """libssl.so.3's SSL_read_ex and SSL_write_ex are thunks around the functions SSL_read and
+    SSL_write call too; their first instruction moves the stack, so a probe there is single-
+    stepped (in every process, with --exe). bizprobe probes the shared functions instead."""
+
+    def test_python_tls_through_the_shared_core_exactly(self):
+        script = (
+            "import sys, http.client, ssl\n"
+            "sys.stdin.readline()\n"
+            "c = http.client.HTTPSConnection('127.0.0.1', %d,"
+            " context=ssl._create_unverified_context())\n"
+            "for n in (3, 20000):\n"
+            "    c.request('GET', '/size/%%d' %% n); c.getresponse().read()\n"
+            "c.request('POST', '/form', body=b'y' * 9); c.getresponse().read()\n"
+            "sys.stdin.readline()\n"
+        )
+        with Server(tls=True) as srv:
+            py = subprocess.Popen([PYTHON, "-c", script % srv.port], stdin=subprocess.PIPE)
+            try:
+                time.sleep(0.5 * SLOW)
+                lib = mapped_file(py.pid, "libssl.so")
+                with open(lib, "rb") as f:
+                    f.seek(_elf_file_offset(lib, "SSL_read_ex"))
+                    thunk = f.read(9)
+                if thunk[:5] != bytes([0x48, 0x83, 0xEC, 0x08, 0xE8]):
+                    self.skipTest("%s's SSL_read_ex is not the thunk this test knows" % lib)
+                core = 9 + int.from_bytes(thunk[5:9], "little", signed=True)
+                with Tracer("--pid", str(py.pid)) as tr:
+                    tell(py, b"go\n")
+                    got = tr.wait_for(3)
+                    sites = {name: code_bytes(py.pid, lib, name)
+                             for name in ("SSL_read_ex", "SSL_read", "SSL_write_ex")}
+                    at_core = code_bytes(py.pid, lib, "SSL_read_ex", core)
+                    tell(py, b"stop\n")
+                    self.assertEqual(py.wait(30 * SLOW), 0)
+                    tr.stop()
+            finally:
+                py.kill()
+                py.wait()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("client", True, "GET", "/size/3", 200, 0, 3),
+                               ("client", True, "GET", "/size/20000", 200, 0, 20000),
+                               ("client", True, "POST", "/form", 200, 9, len("got 9"))])
+        self.assertTrue(all(mem == orig for mem, orig in sites.values()), sites)
+        self.assertEqual(at_core[0], 0xCC)
+        self.assertNotEqual(at_core[1], 0xCC)
 
 
 class SocketHooksAutoTest(CaptureCase):
@@ -496,9 +545,9 @@ class SocketHooksAutoTest(CaptureCase):
                     self.assertNotIn("rtp_sys_enter", loaded_programs())
                     truth = run_node_client(srv.base, plan)
                     got = tr.wait_for(len(plan))
-                    libc = mapped_libc(srv.pid)
+                    libc = mapped_file(srv.pid, "libc.so")
                     traced = [code_bytes(srv.pid, libc, "read", at)[0] for at in range(16)]
-                    other = [code_bytes(idle.pid, mapped_libc(idle.pid), "read", at)
+                    other = [code_bytes(idle.pid, mapped_file(idle.pid, "libc.so"), "read", at)
                              for at in range(16)]
                     tr.stop()
         finally:

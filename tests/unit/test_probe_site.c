@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 /* probe_site_past_prologue: the libc uprobes' site in glibc's syscall wrappers, and the entry
- * for any other code. Byte sequences as objdump shows Debian 12's libc.so.6 (read, accept4). */
+ * for any other code; probe_site_ssl_core: OpenSSL's shared read and write. Byte sequences as
+ * objdump shows Debian 12's libc.so.6 (read, accept4) and libssl.so.3 (SSL_read_ex). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -68,11 +71,61 @@ static void test_other_code_is_probed_at_its_entry(void **state)
 	assert_int_equal(probe_site_past_prologue("/nonexistent/libc.so.6", 123), 123);
 }
 
+/* A file with SSL_read_ex's thunk at 0x100 calling 0x40, a plain function at 0x200 that calls
+ * 0x40 at +30 (as SSL_read does), and at 0x40 the first bytes given. */
+static uint64_t core_of(const unsigned char *core_first, size_t n, bool plain_calls_core,
+			bool exact_thunk)
+{
+	/* sub $0x8,%rsp; call rel32; xor %edx,%edx; test %eax,%eax; cmovs %edx,%eax;
+	 * add $0x8,%rsp; xor %edx,%edx; xor %ecx,%ecx; ret (libssl.so.3's bytes) */
+	unsigned char thunk[] = {0x48, 0x83, 0xec, 0x08, 0xe8, 0,    0,	   0,	 0,    0x31, 0xd2, 0x85,
+				 0xc0, 0x0f, 0x48, 0xc2, 0x48, 0x83, 0xc4, 0x08, 0x31, 0xd2, 0x31, 0xc9, 0xc3};
+	unsigned char file[0x300] = {0};
+	char path[] = "/tmp/bizprobe-probe-site-XXXXXX";
+	int32_t rel = 0x40 - (0x100 + 9);
+	uint64_t core;
+	int fd;
+
+	memcpy(thunk + 5, &rel, sizeof(rel));
+	if (!exact_thunk)
+		thunk[13] = 0x90; /* no cmovs: the thunk does something else with the result */
+	memcpy(file + 0x100, thunk, sizeof(thunk));
+	memcpy(file + 0x40, core_first, n);
+	file[0x200 + 30] = 0xe8;
+	rel = (plain_calls_core ? 0x40 : 0x60) - (0x200 + 30 + 5);
+	memcpy(file + 0x200 + 31, &rel, sizeof(rel));
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, file, sizeof(file)), (ssize_t)sizeof(file));
+	close(fd);
+	core = probe_site_ssl_core(path, 0x100, 0x200);
+	unlink(path);
+	return core;
+}
+
+static void test_ssl_core_only_for_the_exact_thunk(void **state)
+{
+	static const unsigned char push_r13[] = {0x41, 0x55, 0x41, 0x54};
+	static const unsigned char push_rbp[] = {0x55, 0x48, 0x89, 0xe5};
+	static const unsigned char sub_rsp[] = {0x48, 0x83, 0xec, 0x18};
+
+	assert_int_equal(core_of(push_r13, sizeof(push_r13), true, true), 0x40);
+	assert_int_equal(core_of(push_rbp, sizeof(push_rbp), true, true), 0x40);
+	/* The core would be single-stepped too: nothing gained, the public functions stay. */
+	assert_int_equal(core_of(sub_rsp, sizeof(sub_rsp), true, true), 0);
+	/* SSL_read does not reach it: its calls would go unseen. */
+	assert_int_equal(core_of(push_r13, sizeof(push_r13), false, true), 0);
+	/* Not exactly the thunk. */
+	assert_int_equal(core_of(push_r13, sizeof(push_r13), true, false), 0);
+	assert_int_equal(probe_site_ssl_core("/nonexistent/libssl.so.3", 0x100, 0x200), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_glibc_wrappers_are_probed_on_their_jump),
 	    cmocka_unit_test(test_other_code_is_probed_at_its_entry),
+	    cmocka_unit_test(test_ssl_core_only_for_the_exact_thunk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
