@@ -251,10 +251,10 @@ int rtp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
- * ---- plaintext sockets, the alternative: uprobes on the C library's wrappers ----
+ * ---- plaintext sockets, the other way: uprobes on the C library's wrappers ----
  *
- * With `--socket-hooks libc` (--pid only) the raw syscall tracepoints stay off and these take
- * their place, planted in the traced processes' own libc: no other process on the host pays
+ * With `--socket-hooks libc` (--pid only; what `auto`, the default, chooses for --pid processes
+ * that use libc) the raw syscall tracepoints stay off and these take their place, planted in the traced processes' own libc: no other process on the host pays
  * anything (a syscall tracepoint makes every process's syscalls take the slow path). The traced
  * process pays a trap per call instead, and calls that bypass libc (a static binary, raw
  * syscall(2)) are not seen. The same stash and emit as the tracepoints.
