@@ -59,28 +59,45 @@ static int scan_symtab(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const char *
 	return (int)found;
 }
 
-int elf_sym_offsets(const char *path, const char *const *names, size_t n, uint64_t *offsets)
+/* Opens path as an ELF file for reading: 0 with *fd and *elf set (elf_close releases them), or a
+ * negative errno. */
+static int elf_open(const char *path, int *fd, Elf **elf)
 {
-	int fd, found = 0, err = 0;
-	Elf *elf = NULL;
-	Elf_Scn *scn = NULL;
-
-	memset(offsets, 0, n * sizeof(*offsets));
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
 		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF) {
-		err = -ENOEXEC;
-		goto cleanup;
+	*elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+	if (!*elf || elf_kind(*elf) != ELF_K_ELF) {
+		if (*elf)
+			elf_end(*elf);
+		close(*fd);
+		return -ENOEXEC;
 	}
+	return 0;
+}
+
+static void elf_close(int fd, Elf *elf)
+{
+	elf_end(elf);
+	close(fd);
+}
+
+int elf_sym_offsets(const char *path, const char *const *names, size_t n, uint64_t *offsets)
+{
+	int fd, found = 0, err;
+	Elf *elf;
+
+	memset(offsets, 0, n * sizeof(*offsets));
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
 	/* .dynsym first: exported functions are what a stripped library still names. */
 	for (int pass = 0; pass < 2 && (size_t)found < n; pass++) {
 		Elf32_Word want = pass == 0 ? SHT_DYNSYM : SHT_SYMTAB;
+		Elf_Scn *scn = NULL;
 
-		scn = NULL;
 		while ((scn = elf_nextscn(elf, scn)) != NULL) {
 			GElf_Shdr sh;
 
@@ -88,29 +105,23 @@ int elf_sym_offsets(const char *path, const char *const *names, size_t n, uint64
 				found += scan_symtab(elf, scn, &sh, names, n, offsets);
 		}
 	}
-cleanup:
-	if (elf)
-		elf_end(elf);
-	close(fd);
-	return err ? err : found;
+	elf_close(fd, elf);
+	return found;
 }
 
 int elf_has_section(const char *path, const char *const *names, size_t n)
 {
-	int fd, found = 0;
+	int fd, found = 0, err;
 	size_t shstrndx;
 	Elf *elf;
 	Elf_Scn *scn = NULL;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx)) {
-		found = -ENOEXEC;
-		goto cleanup;
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
+	if (elf_getshdrstrndx(elf, &shstrndx)) {
+		elf_close(fd, elf);
+		return -ENOEXEC;
 	}
 	while (!found && (scn = elf_nextscn(elf, scn)) != NULL) {
 		GElf_Shdr sh;
@@ -122,9 +133,6 @@ int elf_has_section(const char *path, const char *const *names, size_t n)
 		for (size_t k = 0; name && k < n && !found; k++)
 			found = strcmp(name, names[k]) == 0;
 	}
-cleanup:
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	elf_close(fd, elf);
 	return found;
 }
