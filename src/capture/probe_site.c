@@ -22,9 +22,9 @@ static bool read_code(const char *path, uint64_t off, unsigned char *code, size_
 
 /*
  * Why: a uprobe on an instruction the kernel cannot emulate runs it out of line with a
- * single-step trap after the breakpoint. On a virtual machine that second trap can cost ten
- * times the first (measured: a quarter of node's CPU at 2 libc calls per request). x86's
- * uprobes emulate conditional jumps, so a probe on the jump costs one trap.
+ * single-step trap after the breakpoint. On this project's VMs that trap's exit path took a
+ * third of a traced node's CPU at two libc calls per request, and its throughput fell to a
+ * third. x86's uprobes emulate conditional jumps, so a probe on the jump costs one trap.
  *
  * The shape recognised is glibc's x86-64 syscall wrapper (read, write, accept4, close, ...):
  *   cmpb $0x0, __libc_single_threaded(%rip)   80 3d rel32 imm8

@@ -7,10 +7,10 @@
 
 /*
  * Returns the file offset of the first instruction of the function at `entry` (a file offset in
- * the ELF at path) that a uprobe can sit on without single-stepping, where that is provably the
- * same as probing the entry for both an entry uprobe and a uretprobe: every path through the
- * function reaches it, the argument registers and the stack pointer are still as at entry, and
- * nothing jumps back to it. Returns entry when it does not recognise the code.
+ * the ELF at path) that a uprobe can sit on without single-stepping, for code of a shape known to
+ * make that the same as probing the entry, for an entry uprobe and a uretprobe alike: every call
+ * reaches it once, with the argument registers and the stack pointer as at entry. Returns entry
+ * when it does not recognise the code.
  */
 uint64_t probe_site_past_prologue(const char *path, uint64_t entry);
 
