@@ -184,9 +184,11 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	 * arrived during the set-up was held and is delivered now. */
 	unblock_stop_signals();
 	capture_session_get_stats(cs, &st);
-	fprintf(stderr, "bizprobe: socket hooks: %s\n",
-		st.libc_socket_hooks ? "libc (uprobes in the traced processes' C library)"
-				     : "syscalls (raw syscall tracepoints)");
+	/* With --verbose only: scripts take the first line for the attached line. */
+	if (o->capture.verbose)
+		fprintf(stderr, "bizprobe: socket hooks: %s\n",
+			st.libc_socket_hooks ? "libc (uprobes in the traced processes' C library)"
+					     : "syscalls (raw syscall tracepoints)");
 	/* Scripts wait for this line: from here on every selected process is captured. */
 	fprintf(stderr, "bizprobe: attached: %u processes, %u OpenSSL files\n",
 		st.traced_processes, st.tls_files);

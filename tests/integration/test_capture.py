@@ -539,7 +539,7 @@ class SocketHooksAutoTest(CaptureCase):
         try:
             with Server(tls=False) as srv:
                 time.sleep(0.2)
-                with Tracer("--pid", str(srv.pid), *BODY_CAP) as tr:
+                with Tracer("--pid", str(srv.pid), "--verbose", *BODY_CAP) as tr:
                     self.assertIn("bizprobe: socket hooks: libc (uprobes in the traced "
                                   "processes' C library)\n", tr.stderr)
                     self.assertNotIn("rtp_sys_enter", loaded_programs())
@@ -572,7 +572,7 @@ class SocketHooksAutoTest(CaptureCase):
         try:
             self.assertEqual(srv.stdout.readline(), b"listening\n")
             base = "http://127.0.0.1:%d" % port
-            with Tracer("--pid", str(srv.pid)) as tr:
+            with Tracer("--pid", str(srv.pid), "--verbose") as tr:
                 self.assertIn("bizprobe: socket hooks: syscalls (raw syscall tracepoints)\n",
                               tr.stderr)
                 curl_gets(base, ["/a", "/bb", "/ccc"])
