@@ -187,6 +187,13 @@ unsigned tls_attacher_files(const struct tls_attacher *a)
 	return a->n_ssl_files;
 }
 
+/* OpenSSL: the file defines SSL_read or SSL_read_ex (a node executable, a libssl). */
+static bool ssl_offsets(const char *path, uint64_t off[FN__COUNT])
+{
+	return elf_sym_offsets(path, tls_fn_names, FN__COUNT, off) > 0 &&
+	       (off[FN_READ] || off[FN_READ_EX]);
+}
+
 /* A C library: it defines the socket calls that no executable or libssl defines. */
 static bool libc_socket_offsets(const char *path, uint64_t off[LC__COUNT])
 {
@@ -207,8 +214,7 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 	f = &a->files[a->n_files++];
 	memset(f, 0, sizeof(*f));
 	f->id = *id;
-	if (elf_sym_offsets(path, tls_fn_names, FN__COUNT, f->off) > 0 &&
-	    (f->off[FN_READ] || f->off[FN_READ_EX])) {
+	if (ssl_offsets(path, f->off)) {
 		f->has_ssl = true;
 		a->n_ssl_files++;
 		f->read_core = probe_site_ssl_core(path, f->off[FN_READ_EX], f->off[FN_READ]);
@@ -241,8 +247,7 @@ static void judge_mapping(const char *path, void *ctx)
 		uint64_t ssl[FN__COUNT], off[LC__COUNT];
 
 		/* As file_of judges it: a file with OpenSSL in it gets the OpenSSL probes only. */
-		fit->libc = elf_sym_offsets(path, tls_fn_names, FN__COUNT, ssl) <= 0 &&
-			    libc_socket_offsets(path, off);
+		fit->libc = !ssl_offsets(path, ssl) && libc_socket_offsets(path, off);
 	}
 }
 
