@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * bizprobe's kernel side: copies the plaintext of selected processes' HTTP/1.x connections into
- * a ring buffer. TLS plaintext comes from uprobes on OpenSSL; plaintext sockets from the raw
- * syscall tracepoints. Uprobes, tracepoints and raw tracepoints only: no kprobes, no fentry.
+ * a ring buffer. TLS plaintext comes from uprobes on OpenSSL; plaintext sockets from uprobes in
+ * the process's C library or from the raw syscall tracepoints, chosen per process. Uprobes, tracepoints and raw tracepoints only: no kprobes, no fentry.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -189,7 +189,7 @@ int rtp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (empty_probes || nr < 0 || nr >= 64 || !((NR_ENTER_MASK >> nr) & 1))
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_target(pid_tgid >> 32))
+	if (target_hooks(pid_tgid >> 32) != BP_TARGET_SYSCALLS)
 		return 0;
 	fd = BPF_CORE_READ(regs, di);
 	switch (nr) {
@@ -228,7 +228,7 @@ int rtp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (empty_probes)
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_target(pid_tgid >> 32))
+	if (target_hooks(pid_tgid >> 32) != BP_TARGET_SYSCALLS)
 		return 0;
 	nr = (long)BPF_CORE_READ(regs, orig_ax);
 	switch (nr) {
@@ -253,17 +253,26 @@ int rtp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 /*
  * ---- plaintext sockets, the other way: uprobes on the C library's wrappers ----
  *
- * With `--socket-hooks libc` (--pid only; what `auto`, the default, chooses for --pid processes
- * that use libc) the raw syscall tracepoints stay off and these take their place, planted in the traced processes' own libc: no other process on the host pays
- * anything (a syscall tracepoint makes every process's syscalls take the slow path). The traced
- * process pays a trap per call instead, and calls that bypass libc (a static binary, raw
- * syscall(2)) are not seen. The same stash and emit as the tracepoints.
+ * A process whose byte is BP_TARGET_LIBC (what `--socket-hooks auto`, the default, chooses for a
+ * --pid or node-mode process that makes its socket calls through libc) is seen through these,
+ * planted in its own libc: no other process on the host pays anything, where a syscall
+ * tracepoint makes every process's syscalls take the slow path. The traced process pays a trap
+ * per call instead, and calls that bypass libc (a static binary, raw syscall(2)) are not seen.
+ * The raw tracepoints are attached only while a BP_TARGET_SYSCALLS process is traced. The same
+ * stash and emit as the tracepoints.
  */
+/* Only its own byte: a process is seen by one set of hooks, never twice (one that exec'd an
+ * --exe program keeps its libc uprobes and has become a BP_TARGET_SYSCALLS process). */
+static __always_inline bool libc_hooked(__u32 tgid)
+{
+	return target_hooks(tgid) == BP_TARGET_LIBC;
+}
+
 static __always_inline int libc_call_enter(__u64 fd, __u64 buf, __u64 extra, __u32 kind)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (empty_probes || !is_target(pid_tgid >> 32))
+	if (empty_probes || !libc_hooked(pid_tgid >> 32))
 		return 0;
 	return sock_call_enter(pid_tgid, fd, buf, extra, kind);
 }
@@ -272,7 +281,7 @@ static __always_inline int libc_call_return(long ret, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	if (empty_probes || !is_target(pid_tgid >> 32))
+	if (empty_probes || !libc_hooked(pid_tgid >> 32))
 		return 0;
 	return sock_call_exit(pid_tgid, ret, dir);
 }
@@ -316,7 +325,7 @@ int BPF_KRETPROBE(urp_libc_accept, int ret)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (empty_probes || !is_target(tgid))
+	if (empty_probes || !libc_hooked(tgid))
 		return 0;
 	return sock_opened(tgid, ret, BP_HINT_ACCEPTED);
 }
@@ -326,7 +335,7 @@ int BPF_KPROBE(up_libc_connect, int fd)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (empty_probes || !is_target(tgid))
+	if (empty_probes || !libc_hooked(tgid))
 		return 0;
 	return sock_opened(tgid, fd, BP_HINT_CONNECTED);
 }
@@ -336,7 +345,7 @@ int BPF_KPROBE(up_libc_close, int fd)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (empty_probes || !is_target(tgid))
+	if (empty_probes || !libc_hooked(tgid))
 		return 0;
 	return sock_closed(tgid, (__u64)(long)fd);
 }
@@ -347,7 +356,7 @@ int BPF_KRETPROBE(urp_libc_dlopen, void *handle)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (empty_probes || !handle || !is_target(tgid))
+	if (empty_probes || !handle || !libc_hooked(tgid))
 		return 0;
 	emit_meta(BP_EV_MMAP, tgid, 0, 0, 0);
 	return 0;
@@ -491,7 +500,7 @@ int tp_sched_exec(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	}
 	if (*flags & EXE_TRACE)
-		set_target(tgid, 1);
+		set_target(tgid, BP_TARGET_SYSCALLS);
 	emit_meta(BP_EV_EXEC, tgid, 0, 0, 0);
 	return 0;
 }
@@ -505,10 +514,12 @@ int rtp_sched_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	__u32 cpid = BPF_CORE_READ(child, pid);
+	__u8 hooks = target_hooks(ptgid);
 
-	if (empty_probes || cpid != ctgid || ptgid == ctgid || !is_target(ptgid))
+	if (empty_probes || cpid != ctgid || ptgid == ctgid || !hooks)
 		return 0;
-	set_target(ctgid, 1);
+	/* A child of a libc-hooked parent waits for its own uprobes (see add_newborn). */
+	set_target(ctgid, hooks);
 	emit_meta(BP_EV_EXEC, ctgid, 0, 0, 0);
 	return 0;
 }

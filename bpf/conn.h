@@ -27,11 +27,17 @@ static __always_inline __u8 *target_byte(__u32 tgid)
 	return e ? &e->traced[tgid % BP_TARGETS_PER_ENTRY] : NULL;
 }
 
-static __always_inline bool is_target(__u32 tgid)
+/* 0, or how the target's plaintext sockets are seen (enum bp_target_hooks). */
+static __always_inline __u8 target_hooks(__u32 tgid)
 {
 	__u8 *traced = target_byte(tgid);
 
-	return traced && *traced;
+	return traced ? *traced : 0;
+}
+
+static __always_inline bool is_target(__u32 tgid)
+{
+	return target_hooks(tgid) != 0;
 }
 
 /* A pid beyond the map (pid_max raised after load) stays untraced. */

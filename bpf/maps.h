@@ -13,7 +13,8 @@
 #define RINGBUF_BYTES (8u << 20) /* records in flight to userspace; power of two */
 
 /*
- * One byte per pid: 1 for the processes the loader selected, 0 for every other. An array rather
+ * One byte per pid: an enum bp_target_hooks for the processes the loader selected, 0 for every
+ * other. An array rather
  * than a hash: every read and write syscall on the host asks it, and the verifier turns an array
  * lookup into an address computation where a hash costs a jhash and a bucket walk (the largest
  * item of the syscall programs in the profile). Bytes are packed BP_TARGETS_PER_ENTRY to an

@@ -26,6 +26,14 @@
  * maps it and flips single bytes, as the BPF programs do, so neither overwrites the other's. */
 #define BP_TARGETS_PER_ENTRY 64u
 
+/* A traced process's byte says which hooks see its plaintext sockets; userspace chooses per
+ * process, and a forked child inherits its parent's. The OpenSSL and lifecycle programs take
+ * either. */
+enum bp_target_hooks {
+	BP_TARGET_SYSCALLS = 1, /* the raw syscall tracepoints (attached while such a target lives) */
+	BP_TARGET_LIBC = 2,	/* uprobes planted in the process's own C library */
+};
+
 enum bp_event_kind {
 	BP_EV_DATA = 1,	 /* payload bytes the process read or wrote */
 	BP_EV_CLOSE = 2, /* the connection ended (close(2), SSL_free) */

@@ -17,13 +17,13 @@
 
 /* How plaintext sockets are seen (--socket-hooks; see bizprobe.bpf.c). */
 enum capture_socket_hooks {
-	/* libc when only --pid processes are traced and each passes tls_libc_hooks_fit at start;
-	 * syscalls otherwise. */
+	/* Per process: libc for one that passes tls_libc_hooks_fit when it is first traced (not
+	 * --exe's), syscalls for the others, attached only while such a process is traced. */
 	SOCKET_HOOKS_AUTO,
 	/* The raw syscall tracepoints: every socket call, libc or not, paid for by every process
 	 * on the host at each of its syscalls. */
 	SOCKET_HOOKS_SYSCALLS,
-	/* Uprobes in the traced processes' own C library (--pid only): other processes pay
+	/* Uprobes in the traced processes' own C library (not with --exe): other processes pay
 	 * nothing; calls that bypass libc are not seen. */
 	SOCKET_HOOKS_LIBC,
 };
@@ -65,7 +65,8 @@ struct capture_stats {
 	uint32_t traced_processes;
 	uint32_t tls_files;	 /* files (inodes) with OpenSSL uprobes attached */
 	uint64_t attach_errors;
-	bool libc_socket_hooks; /* what --socket-hooks came to: libc (true) or syscalls */
+	uint32_t libc_hooked_processes; /* traced processes seen through their own libc */
+	bool syscall_hooks;		/* the raw syscall tracepoints are attached now */
 };
 
 struct capture_session;

@@ -53,6 +53,9 @@ struct capture_session {
 	struct tls_attacher *tls;
 	struct capture_callbacks cb;
 	bool verbose;
+	enum capture_socket_hooks hooks;
+	/* The raw syscall tracepoints, while a process they serve is traced (see sync_syscall_hooks). */
+	struct bpf_link *sys_enter, *sys_exit;
 
 	struct file_id exes[CAPTURE_MAX_EXES];
 	size_t n_exes;
@@ -109,6 +112,13 @@ static size_t pid_index(const uint32_t *set, size_t n, uint32_t pid)
 	return i;
 }
 
+/* How the kernel sees pid's plaintext sockets (enum bp_target_hooks), or 0 when it does not
+ * trace pid: its programs set and clear these bytes too (fork, exec, exit). */
+static uint8_t hooks_of(const struct capture_session *s, uint32_t pid)
+{
+	return pid < s->target_pids ? s->target_bytes[pid] : 0;
+}
+
 static bool is_traced(struct capture_session *s, uint32_t pid)
 {
 	return pid_index(s->traced, s->n_traced, pid) < s->n_traced;
@@ -131,13 +141,14 @@ static void remove_pid(uint32_t *set, size_t *n, uint32_t pid)
 struct attach_ctx {
 	struct capture_session *s;
 	uint32_t pid;	/* whose breakpoints: a process, or TLS_EVERY_PROCESS */
+	bool libc;	/* the process is seen through its C library's socket calls */
 	bool has_ssl; /* one of the files had OpenSSL */
 };
 
 static void attach_mapping(const char *path, void *ctx)
 {
 	struct attach_ctx *c = ctx;
-	int rc = tls_attach_file(c->s->tls, path, c->pid);
+	int rc = tls_attach_file(c->s->tls, path, c->pid, c->libc);
 
 	if (rc < 0)
 		c->s->stats.attach_errors++;
@@ -165,7 +176,7 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
 		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
 	};
-	struct attach_ctx c = {s, bind_pid, false};
+	struct attach_ctx c = {s, bind_pid, false, false};
 	char pattern[128];
 
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
@@ -189,7 +200,7 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
  */
 static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
 {
-	struct attach_ctx c = {s, binding_for(s, pid), false};
+	struct attach_ctx c = {s, binding_for(s, pid), hooks_of(s, pid) == BP_TARGET_LIBC, false};
 	char root[32];
 
 	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
@@ -210,30 +221,45 @@ static size_t target_map_bytes(const struct capture_session *s)
 	return round_up(s->target_pids, (size_t)getpagesize());
 }
 
-/* Whether the kernel traces pid: its programs set and clear these bytes too (fork, exec, exit). */
-static bool kernel_traces(const struct capture_session *s, uint32_t pid)
-{
-	return pid < s->target_pids && s->target_bytes[pid];
-}
-
-static int trace_pid(struct capture_session *s, uint32_t pid)
-{
-	if (pid >= s->target_pids)
-		return -E2BIG;
-	s->target_bytes[pid] = 1;
-	add_unique(s->traced, &s->n_traced, pid);
-	scan_mappings(s, pid, true);
-	if (s->verbose)
-		fprintf(stderr, "bizprobe: tracing pid %u\n", pid);
-	return 0;
-}
-
 static bool exe_selected(struct capture_session *s, const struct file_id *id)
 {
 	for (size_t i = 0; i < s->n_exes; i++)
 		if (s->exes[i].dev == id->dev && s->exes[i].ino == id->ino)
 			return true;
 	return false;
+}
+
+/*
+ * Which hooks will see pid's plaintext sockets. With --socket-hooks auto: its own libc's, when
+ * they can see every socket call it makes (tls_libc_hooks_fit), because then the rest of the
+ * host pays nothing; the raw syscall tracepoints otherwise, and for the processes of an --exe,
+ * which the tracepoints see from their exec on (the kernel marks them before userspace could
+ * plant anything). Judged when the process is first traced; its children inherit the answer.
+ */
+static uint8_t choose_hooks(struct capture_session *s, uint32_t pid)
+{
+	struct file_id id;
+
+	if (s->hooks == SOCKET_HOOKS_SYSCALLS)
+		return BP_TARGET_SYSCALLS;
+	if (s->hooks == SOCKET_HOOKS_LIBC)
+		return BP_TARGET_LIBC;
+	if (s->n_exes && !proc_exe_id((pid_t)pid, &id) && exe_selected(s, &id))
+		return BP_TARGET_SYSCALLS;
+	return tls_libc_hooks_fit(s->tls, pid) ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
+}
+
+static int trace_pid(struct capture_session *s, uint32_t pid)
+{
+	if (pid >= s->target_pids)
+		return -E2BIG;
+	s->target_bytes[pid] = choose_hooks(s, pid);
+	add_unique(s->traced, &s->n_traced, pid);
+	scan_mappings(s, pid, true);
+	if (s->verbose)
+		fprintf(stderr, "bizprobe: tracing pid %u\nbizprobe: socket hooks for pid %u: %s\n",
+			pid, pid, hooks_of(s, pid) == BP_TARGET_LIBC ? "libc" : "syscalls");
+	return 0;
 }
 
 static void consider_pid(pid_t pid, void *ctx)
@@ -410,7 +436,7 @@ static int handle_record(void *ctx, void *data, size_t size)
 		else {
 			/* The kernel traces selected executables itself; learn about them. Others
 			 * are matched here, by what stat() says (see tp_sched_exec). */
-			if (kernel_traces(s, ev->tgid)) {
+			if (hooks_of(s, ev->tgid)) {
 				add_unique(s->traced, &s->n_traced, ev->tgid);
 				add_newborn(s, ev->tgid);
 			} else if (s->n_exes || s->n_watches || s->select) {
@@ -452,7 +478,7 @@ static int add_exe_target(struct capture_session *s, const char *path, char *err
 	}
 	s->exes[s->n_exes++] = id;
 	/* Every process running it is traced: one set of links serves them all. */
-	if (tls_attach_file(s->tls, real, TLS_EVERY_PROCESS) < 0)
+	if (tls_attach_file(s->tls, real, TLS_EVERY_PROCESS, false) < 0)
 		s->stats.attach_errors++;
 	return 0;
 }
@@ -511,23 +537,56 @@ static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, 
 	return vfprintf(stderr, fmt, args);
 }
 
-/*
- * --socket-hooks auto: the libc uprobes when they can see every socket call of every process
- * traced, because then the rest of the host pays nothing (see bizprobe.bpf.c). Processes selected
- * by --exe or a node's selectors must be seen from their exec, before a uprobe could be planted
- * for them; a --pid process that bypasses libc would go unseen. Judged once, at start, for the
- * processes given: their restarts and children are taken to be the same kind of program.
- */
-static bool libc_hooks_chosen(const struct capture_config *cfg)
+/* What the raw syscall tracepoints serve: a traced BP_TARGET_SYSCALLS process, or the --exe
+ * processes the kernel marks so at their exec. */
+static bool syscall_hooks_needed(const struct capture_session *s)
 {
-	if (cfg->socket_hooks != SOCKET_HOOKS_AUTO)
-		return cfg->socket_hooks == SOCKET_HOOKS_LIBC;
-	if (cfg->n_exes || cfg->select || !cfg->n_pids)
-		return false;
-	for (size_t i = 0; i < cfg->n_pids && i < CAPTURE_MAX_PIDS; i++)
-		if (!tls_libc_hooks_fit(cfg->pids[i]))
-			return false;
-	return true;
+	if (s->hooks == SOCKET_HOOKS_LIBC)
+		return false; /* not even loaded */
+	if (s->n_exes)
+		return true;
+	for (size_t i = 0; i < s->n_traced; i++)
+		if (hooks_of(s, s->traced[i]) == BP_TARGET_SYSCALLS)
+			return true;
+	return false;
+}
+
+/*
+ * Attaches the raw syscall tracepoints when a traced process needs them and removes them when
+ * none does: while attached, every syscall of every process on the host takes the slow path
+ * (bench/RESULTS.md: a dd bs=1 elsewhere runs at ~70%). The exit side goes first and comes off
+ * last, so that no call's entry is stashed without its exit to take it.
+ */
+static int sync_syscall_hooks(struct capture_session *s)
+{
+	bool need = syscall_hooks_needed(s);
+
+	if (need == (s->sys_enter != NULL))
+		return 0;
+	if (!need) {
+		bpf_link__destroy(s->sys_enter);
+		bpf_link__destroy(s->sys_exit);
+		s->sys_enter = s->sys_exit = NULL;
+		if (s->verbose)
+			fprintf(stderr, "bizprobe: raw syscall tracepoints detached\n");
+		return 0;
+	}
+	s->sys_exit = bpf_program__attach(s->skel->progs.rtp_sys_exit);
+	if (s->sys_exit)
+		s->sys_enter = bpf_program__attach(s->skel->progs.rtp_sys_enter);
+	if (!s->sys_enter) {
+		int err = -errno;
+
+		bpf_link__destroy(s->sys_exit);
+		s->sys_exit = NULL;
+		s->stats.attach_errors++;
+		fprintf(stderr, "bizprobe: attaching the raw syscall tracepoints failed: %s\n",
+			strerror(-err));
+		return err;
+	}
+	if (s->verbose)
+		fprintf(stderr, "bizprobe: raw syscall tracepoints attached\n");
+	return 0;
 }
 
 struct capture_session *capture_session_new(const struct capture_config *cfg,
@@ -545,6 +604,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	}
 	s->cb = *cb;
 	s->verbose = cfg->verbose;
+	s->hooks = cfg->socket_hooks;
 	s->select = cfg->select;
 	s->selected = cfg->selected;
 	s->select_ctx = cfg->select_ctx;
@@ -582,8 +642,10 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	/* One record-assembly buffer per CPU (see struct scratch_record). */
 	bpf_map__set_max_entries(s->skel->maps.scratch, (uint32_t)libbpf_num_possible_cpus());
 	features_disable_missing(s->skel);
-	s->stats.libc_socket_hooks = libc_hooks_chosen(cfg);
-	if (s->stats.libc_socket_hooks) {
+	/* Attached by sync_syscall_hooks, only while a traced process needs them. */
+	bpf_program__set_autoattach(s->skel->progs.rtp_sys_enter, false);
+	bpf_program__set_autoattach(s->skel->progs.rtp_sys_exit, false);
+	if (s->hooks == SOCKET_HOOKS_LIBC) {
 		bpf_program__set_autoload(s->skel->progs.rtp_sys_enter, false);
 		bpf_program__set_autoload(s->skel->progs.rtp_sys_exit, false);
 	}
@@ -612,7 +674,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->ncpu = libbpf_num_possible_cpus();
 	if (s->ncpu > 0)
 		s->percpu_vals = calloc((size_t)s->ncpu, sizeof(*s->percpu_vals));
-	s->tls = tls_attacher_new(s->skel, cfg->verbose, s->stats.libc_socket_hooks);
+	s->tls = tls_attacher_new(s->skel, cfg->verbose, s->hooks != SOCKET_HOOKS_SYSCALLS);
 	s->rb = ring_buffer__new(bpf_map__fd(s->skel->maps.events), handle_record, s, NULL);
 	if (!s->tls || !s->rb) {
 		set_err(err, err_len, "setting up the ring buffer failed: %s", strerror(errno));
@@ -629,6 +691,11 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 		attach_system_libssl(s, "", TLS_EVERY_PROCESS);
 	if (s->n_exes || s->select)
 		proc_for_each_pid(consider_pid, s);
+	rc = sync_syscall_hooks(s);
+	if (rc) {
+		set_err(err, err_len, "attaching tracepoints failed: %s", strerror(-rc));
+		goto fail;
+	}
 	s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	return s;
 fail:
@@ -676,6 +743,7 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 		proc_for_each_pid(consider_pid, s);
 		s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	}
+	sync_syscall_hooks(s);
 	return n;
 }
 
@@ -713,6 +781,9 @@ void capture_session_get_stats(struct capture_session *s, struct capture_stats *
 
 	*out = s->stats;
 	out->traced_processes = (uint32_t)s->n_traced;
+	for (size_t i = 0; i < s->n_traced; i++)
+		out->libc_hooked_processes += hooks_of(s, s->traced[i]) == BP_TARGET_LIBC;
+	out->syscall_hooks = s->sys_enter != NULL;
 	out->tls_files = tls_attacher_files(s->tls);
 	if (!s->percpu_vals)
 		return;
@@ -729,6 +800,8 @@ void capture_session_free(struct capture_session *s)
 	if (!s)
 		return;
 	ring_buffer__free(s->rb);
+	bpf_link__destroy(s->sys_enter);
+	bpf_link__destroy(s->sys_exit);
 	tls_attacher_free(s->tls);
 	if (s->target_bytes)
 		munmap((void *)s->target_bytes, target_map_bytes(s));

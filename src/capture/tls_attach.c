@@ -24,7 +24,7 @@ static const char *const tls_fn_names[FN__COUNT] = {
 
 #define SSL_LINKS 9 /* write, write_ex, read, read_ex (entry and return each), free */
 
-/* The C library's socket calls, for --socket-hooks libc (see bizprobe.bpf.c). */
+/* The C library's socket calls, for the processes seen through libc (see bizprobe.bpf.c). */
 enum libc_fn {
 	LC_READ, LC_RECV, LC_RECVFROM, LC_READV, LC_RECVMSG, LC_WRITE, LC_SEND, LC_SENDTO,
 	LC_WRITEV, LC_SENDMSG, LC_ACCEPT, LC_ACCEPT4, LC_CONNECT, LC_CLOSE, LC_DLOPEN, LC__COUNT
@@ -44,7 +44,8 @@ static const char *const libc_fn_names[LC__COUNT] = {
 struct tls_file {
 	struct file_id id;
 	bool has_ssl;
-	bool has_libc;	    /* the C library's socket calls (examined in libc mode only) */
+	bool has_libc;	    /* the C library's socket calls (examined unless never wanted) */
+	bool go;	    /* a Go program: its socket calls bypass libc */
 	bool every_process; /* attached once for all processes (see tls_attach.h) */
 	uint64_t off[FN__COUNT];
 	/* OpenSSL's internal read and write that the plain and _ex functions share, when probing
@@ -77,7 +78,7 @@ struct link_reaper {
 struct tls_attacher {
 	struct bizprobe_bpf *skel;
 	bool verbose;
-	bool libc_sockets;
+	bool libc_sockets; /* some process may be seen through libc */
 	struct tls_file *files;
 	unsigned n_files, cap_files, n_ssl_files;
 	struct tls_binding *bindings;
@@ -201,6 +202,8 @@ static bool libc_socket_offsets(const char *path, uint64_t off[LC__COUNT])
 	       off[LC_RECVMSG] && off[LC_CLOSE];
 }
 
+static const char *const go_sections[] = {".go.buildinfo", ".gopclntab", ".note.go.buildid"};
+
 /* The file behind path, examined on first sight. NULL only when out of memory. */
 static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id, const char *path)
 {
@@ -220,7 +223,11 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 		f->read_core = probe_site_ssl_core(path, f->off[FN_READ_EX], f->off[FN_READ]);
 		f->write_core = probe_site_ssl_core(path, f->off[FN_WRITE_EX], f->off[FN_WRITE]);
 	}
-	if (a->libc_sockets && !f->has_ssl && libc_socket_offsets(path, f->libc_off)) {
+	if (!a->libc_sockets)
+		return f;
+	/* Sections every Go toolchain since 1.2 (.gopclntab) or 1.18 (.go.buildinfo) writes. */
+	f->go = elf_has_section(path, go_sections, sizeof(go_sections) / sizeof(go_sections[0])) > 0;
+	if (!f->has_ssl && libc_socket_offsets(path, f->libc_off)) {
 		f->has_libc = true;
 		/* dlopen included: only the glibc syscall wrappers match, the others stay at entry. */
 		for (unsigned k = 0; k < LC__COUNT; k++)
@@ -231,31 +238,32 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 }
 
 struct libc_fit {
+	struct tls_attacher *a;
 	bool libc;
 	bool go;
 };
 
+/* Judged from the files the attacher examines anyway: each is read once, whoever asks first. */
 static void judge_mapping(const char *path, void *ctx)
 {
-	/* Sections every Go toolchain since 1.2 (.gopclntab) or 1.18 (.go.buildinfo) writes. */
-	static const char *const go_sections[] = {".go.buildinfo", ".gopclntab", ".note.go.buildid"};
 	struct libc_fit *fit = ctx;
+	const struct tls_file *f;
+	struct file_id id;
 
-	if (elf_has_section(path, go_sections, sizeof(go_sections) / sizeof(go_sections[0])) > 0)
-		fit->go = true;
-	else if (!fit->libc) {
-		uint64_t ssl[FN__COUNT], off[LC__COUNT];
-
-		/* As file_of judges it: a file with OpenSSL in it gets the OpenSSL probes only. */
-		fit->libc = !ssl_offsets(path, ssl) && libc_socket_offsets(path, off);
-	}
+	if (proc_file_id(path, &id))
+		return;
+	f = file_of(fit->a, &id, path);
+	if (!f)
+		return;
+	fit->go |= f->go;
+	fit->libc |= f->has_libc;
 }
 
-bool tls_libc_hooks_fit(uint32_t pid)
+bool tls_libc_hooks_fit(struct tls_attacher *a, uint32_t pid)
 {
-	struct libc_fit fit = {0};
+	struct libc_fit fit = {a, false, false};
 
-	if (proc_for_each_exec_mapping((pid_t)pid, judge_mapping, &fit))
+	if (!a->libc_sockets || proc_for_each_exec_mapping((pid_t)pid, judge_mapping, &fit))
 		return false;
 	return fit.libc && !fit.go;
 }
@@ -376,7 +384,7 @@ static int bind_file(struct tls_attacher *a, unsigned file, const char *path, ui
 	return bind_links(a, file, path, pid, plan, SSL_LINKS, off);
 }
 
-int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
+int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid, bool libc)
 {
 	struct file_id id;
 	struct tls_file *f;
@@ -391,7 +399,7 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid)
 	file = (unsigned)(f - a->files);
 	if (f->has_libc) {
 		/* Never for every process: that would put a trap in every libc call on the host. */
-		if (pid == TLS_EVERY_PROCESS || bound(a, file, pid))
+		if (!libc || pid == TLS_EVERY_PROCESS || bound(a, file, pid))
 			return 0;
 		err = bind_libc(a, file, path, pid);
 		if (err)

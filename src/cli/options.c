@@ -35,12 +35,13 @@ void cli_usage(FILE *out)
 		"                     lived MS milliseconds (default 100)\n"
 		"  --socket-hooks auto|syscalls|libc  how plaintext sockets are seen. syscalls: raw\n"
 		"                     syscall tracepoints, which every process on the host pays for\n"
-		"                     at each syscall. libc (--pid only): uprobes in the traced\n"
-		"                     processes' C library; other processes pay nothing, the traced\n"
-		"                     ones a trap per socket call, and calls that bypass libc are\n"
-		"                     not seen. auto (default): libc when only --pid processes are\n"
-		"                     traced and each maps a C library and runs no Go code at\n"
-		"                     start, syscalls otherwise\n"
+		"                     at each syscall while they are attached. libc (not with\n"
+		"                     --exe): uprobes in the traced processes' C library; other\n"
+		"                     processes pay nothing, the traced ones a trap per socket call,\n"
+		"                     and calls that bypass libc are not seen. auto (default): per\n"
+		"                     process, libc for one that maps a C library and runs no Go\n"
+		"                     code, syscalls for the others and for --exe's, the tracepoints\n"
+		"                     attached only while such a process is traced\n"
 		"trace:\n"
 		"  --json             JSON Lines, one object per exchange\n"
 		"  --bodies           also show bodies, with keys, tokens, cards and e-mails redacted\n"
@@ -390,11 +391,13 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 				  : "--select is for --node");
 		return -EINVAL;
 	}
-	/* A process selected by --exe or --node must be seen from its exec, before userspace could
-	 * plant uprobes for it; libc-wide uprobes for every process would trap every libc call on
-	 * the host, the cost this mode exists to avoid. */
-	if (o->capture.socket_hooks == SOCKET_HOOKS_LIBC && (o->capture.n_exes || o->node)) {
-		fprintf(stderr, "bizprobe %s: --socket-hooks libc is for --pid only\n", cmd);
+	/* A process of an --exe must be seen from its exec (curl is done in milliseconds), before
+	 * userspace could plant uprobes for it; libc-wide uprobes for every process would trap
+	 * every libc call on the host, the cost this mode exists to avoid. Node mode chooses its
+	 * processes in userspace, after their exec, anyway. */
+	if (o->capture.socket_hooks == SOCKET_HOOKS_LIBC && o->capture.n_exes) {
+		fprintf(stderr, "bizprobe %s: --socket-hooks libc is not for --exe: its processes "
+				"must be seen from their exec\n", cmd);
 		return -EINVAL;
 	}
 	if (o->k8s_labels && !o->node) {

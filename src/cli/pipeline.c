@@ -144,6 +144,17 @@ static void on_exchange(const struct http_exchange *ex, void *ctx)
 	p->on_exchange(ex, wall, p->ctx);
 }
 
+/* The hooks chosen at start, for --verbose: per process, so the start says what it came to. */
+static const char *socket_hooks_said(const struct capture_stats *st)
+{
+	if (!st->syscall_hooks)
+		return st->libc_hooked_processes ? "libc (uprobes in the traced processes' C library)"
+						 : "libc or syscalls, per process (none traced yet)";
+	if (!st->libc_hooked_processes)
+		return "syscalls (raw syscall tracepoints)";
+	return "libc and syscalls, per process (raw syscall tracepoints for those that bypass libc)";
+}
+
 int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn tick, void *ctx)
 {
 	struct pipeline p = {.on_exchange = fn, .ctx = ctx};
@@ -186,9 +197,7 @@ int cli_pipeline_run(const struct cli_opts *o, cli_exchange_fn fn, cli_tick_fn t
 	capture_session_get_stats(cs, &st);
 	/* With --verbose only: scripts take the first line for the attached line. */
 	if (o->capture.verbose)
-		fprintf(stderr, "bizprobe: socket hooks: %s\n",
-			st.libc_socket_hooks ? "libc (uprobes in the traced processes' C library)"
-					     : "syscalls (raw syscall tracepoints)");
+		fprintf(stderr, "bizprobe: socket hooks: %s\n", socket_hooks_said(&st));
 	/* Scripts wait for this line: from here on every selected process is captured. */
 	fprintf(stderr, "bizprobe: attached: %u processes, %u OpenSSL files\n",
 		st.traced_processes, st.tls_files);

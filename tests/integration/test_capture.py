@@ -446,18 +446,21 @@ class LibcSocketHooksTest(CaptureCase):
                                ("client", True, "POST", "/form", 200, 5, len("got 5"))])
 
     def test_libc_hooks_refused_with_exe(self):
-        """--exe processes must be seen from their exec: the libc mode says it is for --pid."""
+        """--exe processes must be seen from their exec: the libc mode says it is not for them."""
         out = subprocess.run([BIZPROBE, "trace", "--exe", PYTHON, *LIBC], capture_output=True,
                              text=True, timeout=30)
         self.assertNotEqual(out.returncode, 0)
-        self.assertIn("--socket-hooks libc is for --pid only", out.stderr)
+        self.assertIn("--socket-hooks libc is not for --exe", out.stderr)
 
 
-def loaded_programs():
-    """Names of the BPF programs loaded on the host now."""
-    out = subprocess.run(["bpftool", "prog", "show", "-j"], check=True, capture_output=True,
-                         text=True, timeout=30).stdout
-    return {p.get("name", "") for p in json.loads(out)}
+def attached_programs():
+    """Names of the BPF programs attached through a link on the host now."""
+    def show(kind):
+        out = subprocess.run(["bpftool", kind, "show", "-j"], check=True, capture_output=True,
+                             text=True, timeout=30).stdout
+        return json.loads(out)
+    names = {p["id"]: p.get("name", "") for p in show("prog")}
+    return {names.get(l.get("prog_id"), "") for l in show("link")}
 
 
 def curl_gets(base, paths):
@@ -530,7 +533,7 @@ class SocketHooksAutoTest(CaptureCase):
     for a syscall tracepoint; one that bypasses libc (a Go program) gets the tracepoints."""
 
     def test_auto_is_libc_for_node_and_plants_nothing_elsewhere(self):
-        """A node server: exact exchanges through libc, the raw syscall tracepoints not loaded,
+        """A node server: exact exchanges through libc, the raw syscall tracepoints not attached,
         a breakpoint in the traced process's libc read past its entry (a probe on the entry's
         instruction would be single-stepped), and none in another process's."""
         plan = [{"method": "GET", "path": "/size/%d" % n} for n in (0, 7, 70000)]
@@ -542,7 +545,8 @@ class SocketHooksAutoTest(CaptureCase):
                 with Tracer("--pid", str(srv.pid), "--verbose", *BODY_CAP) as tr:
                     self.assertIn("bizprobe: socket hooks: libc (uprobes in the traced "
                                   "processes' C library)\n", tr.stderr)
-                    self.assertNotIn("rtp_sys_enter", loaded_programs())
+                    self.assertNotIn("rtp_sys_enter", attached_programs())
+                    self.assertNotIn("rtp_sys_exit", attached_programs())
                     truth = run_node_client(srv.base, plan)
                     got = tr.wait_for(len(plan))
                     libc = mapped_file(srv.pid, "libc.so")
