@@ -191,6 +191,16 @@ class Tracer:
             sys.stdout.write("bizprobe stderr:\n" + "".join(self.stderr[-40:]))
 
 
+def attached_programs():
+    """Names of the BPF programs attached through a link on the host now."""
+    def show(kind):
+        out = subprocess.run(["bpftool", kind, "show", "-j"], check=True, capture_output=True,
+                             text=True, timeout=30).stdout
+        return json.loads(out)
+    names = {p["id"]: p.get("name", "") for p in show("prog")}
+    return {names.get(l.get("prog_id"), "") for l in show("link")}
+
+
 def route_template(path):
     """What bizprobe's trace lines show of a path unless --raw-paths (redact_path_template in
     src/export/redact.c): each segment that identifies something becomes {id}."""

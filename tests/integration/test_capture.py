@@ -3,7 +3,6 @@
 Ground truth comes from the programs themselves (the Node client prints what it sent and
 received), or from the request plan the test made."""
 import collections
-import json
 import os
 import shutil
 import subprocess
@@ -14,8 +13,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer,  # noqa: E402
-                     _elf_file_offset, code_bytes, free_port, key_of, main, route_template,
-                     run_node_client)
+                     _elf_file_offset, attached_programs, code_bytes, free_port, key_of, main,
+                     route_template, run_node_client)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -453,16 +452,6 @@ class LibcSocketHooksTest(CaptureCase):
         self.assertIn("--socket-hooks libc is not for --exe", out.stderr)
 
 
-def attached_programs():
-    """Names of the BPF programs attached through a link on the host now."""
-    def show(kind):
-        out = subprocess.run(["bpftool", kind, "show", "-j"], check=True, capture_output=True,
-                             text=True, timeout=30).stdout
-        return json.loads(out)
-    names = {p["id"]: p.get("name", "") for p in show("prog")}
-    return {names.get(l.get("prog_id"), "") for l in show("link")}
-
-
 def curl_gets(base, paths):
     for path in paths:
         subprocess.run([CURL, "-s", "-o", "/dev/null", base + path], check=True,
@@ -563,9 +552,9 @@ class SocketHooksAutoTest(CaptureCase):
         self.assertEqual(traced.count(0xCC), 1, traced)
         self.assertTrue(all(mem == orig for mem, orig in other), other)
 
-    def test_auto_is_syscalls_for_a_program_that_bypasses_libc(self):
-        """A program with a Go section that makes its socket calls with syscall(2): auto loads
-        the raw syscall tracepoints and sees every exchange; told libc, bizprobe sees none."""
+    def raw_syscall_server(self):
+        """A started raw_syscall_server (a Go section, socket calls through syscall(2)) and its
+        base URL; killed when the test ends."""
         tmp = tempfile.mkdtemp(prefix="bizprobe-rawsys-")
         self.addCleanup(shutil.rmtree, tmp, True)
         prog = os.path.join(tmp, "raw_syscall_server")
@@ -573,26 +562,62 @@ class SocketHooksAutoTest(CaptureCase):
                        check=True, timeout=120)
         port = free_port()
         srv = subprocess.Popen([prog, str(port)], stdout=subprocess.PIPE)
-        try:
-            self.assertEqual(srv.stdout.readline(), b"listening\n")
-            base = "http://127.0.0.1:%d" % port
-            with Tracer("--pid", str(srv.pid), "--verbose") as tr:
-                self.assertIn("bizprobe: socket hooks: syscalls (raw syscall tracepoints)\n",
+        self.addCleanup(srv.wait)
+        self.addCleanup(srv.kill)
+        self.assertEqual(srv.stdout.readline(), b"listening\n")
+        return srv, "http://127.0.0.1:%d" % port
+
+    def test_auto_is_syscalls_for_a_program_that_bypasses_libc(self):
+        """A program with a Go section that makes its socket calls with syscall(2): auto loads
+        the raw syscall tracepoints and sees every exchange; told libc, bizprobe sees none."""
+        srv, base = self.raw_syscall_server()
+        with Tracer("--pid", str(srv.pid), "--verbose") as tr:
+            self.assertIn("bizprobe: socket hooks: syscalls (raw syscall tracepoints)\n",
+                          tr.stderr)
+            curl_gets(base, ["/a", "/bb", "/ccc"])
+            got = tr.wait_for(3)
+            tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("server", False, "GET", p, 200, 0, 2)
+                               for p in ("/a", "/bb", "/ccc")])
+        with Tracer("--pid", str(srv.pid), *LIBC) as tr:
+            curl_gets(base, ["/d", "/e"])
+            missed = tr.wait_for(1, timeout=3)
+            tr.stop()
+        self.assertEqual(missed, [])
+
+    def test_each_process_its_own_hooks_and_the_tracepoints_only_while_needed(self):
+        """A node server (libc) and a raw-syscall server traced together: both exact, each
+        through its own hooks. Once the raw server is gone, the tracepoints come off the host
+        and the node server is still seen exactly."""
+        raw, raw_base = self.raw_syscall_server()
+        plan = [{"method": "GET", "path": "/size/%d" % n} for n in (5, 40000)]
+        with Server(tls=False) as srv:
+            time.sleep(0.2)
+            with Tracer("--pid", str(srv.pid), "--pid", str(raw.pid), "--verbose") as tr:
+                self.assertIn("bizprobe: socket hooks for pid %d: libc\n" % srv.pid, tr.stderr)
+                self.assertIn("bizprobe: socket hooks for pid %d: syscalls\n" % raw.pid,
                               tr.stderr)
-                curl_gets(base, ["/a", "/bb", "/ccc"])
-                got = tr.wait_for(3)
+                self.assertIn("bizprobe: socket hooks: libc and syscalls, per process (raw "
+                              "syscall tracepoints for those that bypass libc)\n", tr.stderr)
+                self.assertLessEqual({"rtp_sys_enter", "rtp_sys_exit"}, attached_programs())
+                truth = run_node_client(srv.base, plan)
+                curl_gets(raw_base, ["/x", "/yy"])
+                got = tr.wait_for(len(plan) + 2)
+                raw.kill()
+                raw.wait()
+                deadline = time.time() + 10 * SLOW
+                while ("bizprobe: raw syscall tracepoints detached\n" not in tr.stderr
+                       and time.time() < deadline):
+                    time.sleep(0.05)
+                self.assertIn("bizprobe: raw syscall tracepoints detached\n", tr.stderr)
+                self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
+                truth += run_node_client(srv.base, plan)
+                got = tr.wait_for(2 * len(plan) + 2)
                 tr.stop()
-            self.assert_exchanges([key_of(x) for x in got],
-                                  [("server", False, "GET", p, 200, 0, 2)
-                                   for p in ("/a", "/bb", "/ccc")])
-            with Tracer("--pid", str(srv.pid), *LIBC) as tr:
-                curl_gets(base, ["/d", "/e"])
-                missed = tr.wait_for(1, timeout=3)
-                tr.stop()
-            self.assertEqual(missed, [])
-        finally:
-            srv.kill()
-            srv.wait()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth]
+                              + [("server", False, "GET", p, 200, 0, 2) for p in ("/x", "/yy")])
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 from compare_metrics import parse  # noqa: E402
 from harness import (  # noqa: E402
-    BIZPROBE, PYTHON, SHOP_APP, SHOP_RULES, SLOW, free_port, main, wait_attached, wait_port)
+    BIZPROBE, PYTHON, SHOP_APP, SHOP_RULES, SLOW, attached_programs, free_port, main,
+    wait_attached, wait_port)
 from test_k8s_api import CID, DB, TOKEN, WEB, FakeAPI, make_cert, pod  # noqa: E402
 from test_privileges import OPTIONAL, REQUIRED, run_with_caps  # noqa: E402
 
@@ -192,6 +193,9 @@ class NodeMode(NodeBase):
         self.wait_traced(self.web, "the shop pod's server")
         self.assertIn("node: tracing pid %d (%s, Deployment shop/web)" % (self.web.proc.pid, COMM),
                       self.stderr())
+        # Node's sockets are seen through its own libc: nobody else on the node pays for a
+        # raw syscall tracepoint (issue 20).
+        self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
         self.web.get(5)
         self.db.get(3)
         self.plain.get(2)
@@ -275,6 +279,9 @@ class NodeLabels(NodeBase):
             self.wait_traced(s, what)
         self.assertIn("node: tracing pid %d (%s, Deployment shop/web)" % (self.web.proc.pid, COMM),
                       self.stderr())
+        # Node's sockets are seen through its own libc: nobody else on the node pays for a
+        # raw syscall tracepoint (issue 20).
+        self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
         self.web.signup("pro")
         self.web.signup("free")
         self.web.view(3)
