@@ -665,8 +665,9 @@ bpfcost_test() {
 # node process (the default socket hooks, auto: libc's for node); 3 `bizprobe run --exe` with
 # that node binary (its idle process running: syscall tracepoints); 4 the syscall hooks' floor,
 # `bizprobe trace --pid --empty-probes --socket-hooks syscalls`; 5 `bizprobe run --pid
-# --socket-hooks syscalls`. The bystanders on CPU 0, the rest on CPU 1.
-BYS_CFG_NAME=([1]=none [2]=run-pid [3]=run-exe [4]=empty-pid-syscalls [5]=run-pid-syscalls)
+# --socket-hooks syscalls`; 6 `bizprobe run --node --select comm=node` (the DaemonSet's mode:
+# node's processes through their libc). The bystanders on CPU 0, the rest on CPU 1.
+BYS_CFG_NAME=([1]=none [2]=run-pid [3]=run-exe [4]=empty-pid-syscalls [5]=run-pid-syscalls [6]=run-node)
 bystander_start() { # CONFIG: starts the idle target and the tracer the configuration needs
 	local port
 	BYS_TARGET='' TRACER=''
@@ -681,6 +682,7 @@ bystander_start() { # CONFIG: starts the idle target and the tracer the configur
 		3) exec taskset -c $GEN_CPU "$BIN" run --exe "$(readlink -f "$(command -v node)")" --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
 		4) exec taskset -c $GEN_CPU "$BIN" trace --pid "$BYS_TARGET" --empty-probes --socket-hooks syscalls ;;
 		5) exec taskset -c $GEN_CPU "$BIN" run --pid "$BYS_TARGET" --socket-hooks syscalls --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
+		6) exec taskset -c $GEN_CPU "$BIN" run --node --select comm=node --listen "127.0.0.1:$port" --state-dir "$WORK/bys-state-$1" ;;
 		esac
 	) >/dev/null 2>"$WORK/tracer.err" &
 	TRACER=$!
@@ -700,7 +702,7 @@ bystander_test() {
 	bg_started "$srv" bystander-tls-server
 	wait_line "$WORK/bys-srv.out" listening 10 "$srv" || { log "bystander TLS server: $(cat "$WORK/bys-srv.out")"; return 1; }
 	for r in $(seq "$ROUNDS"); do
-		for cfg in 1 2 3 4 5; do
+		for cfg in 1 2 3 4 5 6; do
 			bystander_start "$cfg" || { bystander_stop; stop "$srv"; return 1; }
 			t0=$(date +%s.%N)
 			taskset -c $SRV_CPU dd if=/dev/zero of=/dev/null bs=1 count="$dd_n" 2>/dev/null
