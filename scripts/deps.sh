@@ -16,7 +16,8 @@ TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus
 	chromium) # headless, drives the status page like a person (tests/integration/test_status_page.py)
 # depmod (kmod) orders the guests' modules; xz and zstd unpack them where a kernel compresses them.
 VM_PKGS=(qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
-BENCH_PKGS=(wrk bpftrace linux-perf nginx-light)
+BENCH_PKGS=(wrk bpftrace linux-perf nginx-light
+	valgrind) # callgrind: deterministic instruction counts for bench/pipeline_bench
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${VM_PKGS[@]}" "${BENCH_PKGS[@]}")
 
