@@ -191,6 +191,16 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 	}
 }
 
+/* Hands a libc-hooked process to the tracepoints. Compare and swap: the kernel clears the byte
+ * when the process exits, and a byte set again after that would trace whoever gets the pid next. */
+static bool take_over(struct capture_session *s, uint32_t pid)
+{
+	uint8_t libc = BP_TARGET_LIBC;
+
+	return __atomic_compare_exchange_n(&s->target_bytes[pid], &libc, BP_TARGET_SYSCALLS, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Every file the process maps executable (its executable, libssl, ...), and, for a process the
  * user selected that has no OpenSSL yet, the libssl it may load later. A node process has its own
@@ -200,9 +210,20 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
  */
 static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
 {
-	struct attach_ctx c = {s, binding_for(s, pid), hooks_of(s, pid) == BP_TARGET_LIBC, false};
+	struct attach_ctx c = {s, binding_for(s, pid), false, false};
 	char root[32];
 
+	/* A process seen through its libc that now runs code making its own syscalls (it exec'd a
+	 * Go program, or loaded a Go library) would go unseen: the tracepoints take it over, from
+	 * this scan on (the next poll attaches them). The other way is not taken: a process the
+	 * tracepoints see loses nothing. */
+	if (hooks_of(s, pid) == BP_TARGET_LIBC && s->hooks == SOCKET_HOOKS_AUTO &&
+	    !tls_libc_hooks_fit(s->tls, pid) && take_over(s, pid)) {
+		if (s->verbose)
+			fprintf(stderr, "bizprobe: socket hooks for pid %u: syscalls (its code now "
+					"bypasses libc)\n", pid);
+	}
+	c.libc = hooks_of(s, pid) == BP_TARGET_LIBC;
 	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
 	if (c.has_ssl || (c.pid != TLS_EVERY_PROCESS && !selected))
 		return;
@@ -232,20 +253,18 @@ static bool exe_selected(struct capture_session *s, const struct file_id *id)
 /*
  * Which hooks will see pid's plaintext sockets. With --socket-hooks auto: its own libc's, when
  * they can see every socket call it makes (tls_libc_hooks_fit), because then the rest of the
- * host pays nothing; the raw syscall tracepoints otherwise, and for the processes of an --exe,
- * which the tracepoints see from their exec on (the kernel marks them before userspace could
- * plant anything). Judged when the process is first traced; its children inherit the answer.
+ * host pays nothing; the raw syscall tracepoints otherwise. With an --exe, always the
+ * tracepoints: its processes must be seen from their exec on (the kernel marks them before
+ * userspace could plant anything), so the tracepoints are on anyway, and every probe is then
+ * bound to every process (binding_for), which libc's never are (tls_attach_file). Judged when
+ * the process is first traced; its children inherit the answer.
  */
 static uint8_t choose_hooks(struct capture_session *s, uint32_t pid)
 {
-	struct file_id id;
-
-	if (s->hooks == SOCKET_HOOKS_SYSCALLS)
+	if (s->hooks == SOCKET_HOOKS_SYSCALLS || s->n_exes)
 		return BP_TARGET_SYSCALLS;
 	if (s->hooks == SOCKET_HOOKS_LIBC)
 		return BP_TARGET_LIBC;
-	if (s->n_exes && !proc_exe_id((pid_t)pid, &id) && exe_selected(s, &id))
-		return BP_TARGET_SYSCALLS;
 	return tls_libc_hooks_fit(s->tls, pid) ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
 }
 

@@ -552,14 +552,18 @@ class SocketHooksAutoTest(CaptureCase):
         self.assertEqual(traced.count(0xCC), 1, traced)
         self.assertTrue(all(mem == orig for mem, orig in other), other)
 
-    def raw_syscall_server(self):
-        """A started raw_syscall_server (a Go section, socket calls through syscall(2)) and its
-        base URL; killed when the test ends."""
+    def raw_syscall_program(self):
+        """raw_syscall_server built: a Go section, its socket calls through syscall(2)."""
         tmp = tempfile.mkdtemp(prefix="bizprobe-rawsys-")
         self.addCleanup(shutil.rmtree, tmp, True)
         prog = os.path.join(tmp, "raw_syscall_server")
         subprocess.run(["gcc", "-O2", "-o", prog, os.path.join(PROGS, "raw_syscall_server.c")],
                        check=True, timeout=120)
+        return prog
+
+    def raw_syscall_server(self):
+        """A started raw_syscall_server and its base URL; killed when the test ends."""
+        prog = self.raw_syscall_program()
         port = free_port()
         srv = subprocess.Popen([prog, str(port)], stdout=subprocess.PIPE)
         self.addCleanup(srv.wait)
@@ -618,6 +622,52 @@ class SocketHooksAutoTest(CaptureCase):
         self.assert_exchanges([key_of(x) for x in got],
                               [key_of(t, "server", False) for t in truth]
                               + [("server", False, "GET", p, 200, 0, 2) for p in ("/x", "/yy")])
+
+    def test_a_pid_beside_an_exe_goes_through_the_tracepoints(self):
+        """--pid with --exe: the OpenSSL probes are every process's then, and so would the libc
+        probes be, so the --pid process is seen through the tracepoints --exe needs anyway, and
+        exactly."""
+        plan = [{"method": "GET", "path": "/size/%d" % n} for n in (3, 30000)]
+        plan.append({"method": "POST", "path": "/echo", "body": 900})
+        with Server(tls=False) as srv:
+            time.sleep(0.2)
+            with Tracer("--pid", str(srv.pid), "--exe", CURL, "--verbose", *BODY_CAP) as tr:
+                self.assertIn("bizprobe: socket hooks for pid %d: syscalls\n" % srv.pid,
+                              tr.stderr)
+                truth = run_node_client(srv.base, plan)
+                got = tr.wait_for(len(plan))
+                tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
+
+    def test_a_libc_process_that_execs_a_raw_syscall_program_goes_to_the_tracepoints(self):
+        """A shell (libc) traced, then exec'ing the raw-syscall server: bizprobe notices the new
+        code at the exec, hands the process to the tracepoints, and sees its exchanges."""
+        prog = self.raw_syscall_program()
+        port = free_port()
+        sh = subprocess.Popen(["/bin/sh", "-c", 'read go && exec "$0" "$1"', prog, str(port)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(sh.wait)
+        self.addCleanup(sh.kill)
+        with Tracer("--pid", str(sh.pid), "--verbose") as tr:
+            self.assertIn("bizprobe: socket hooks for pid %d: libc\n" % sh.pid, tr.stderr)
+            self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
+            sh.stdin.write(b"go\n")
+            sh.stdin.flush()
+            self.assertEqual(sh.stdout.readline(), b"listening\n")
+            said = "bizprobe: socket hooks for pid %d: syscalls (its code now bypasses libc)\n"
+            deadline = time.time() + 10 * SLOW
+            while ("bizprobe: raw syscall tracepoints attached\n" not in tr.stderr
+                   and time.time() < deadline):
+                time.sleep(0.05)
+            self.assertIn(said % sh.pid, tr.stderr)
+            self.assertIn("bizprobe: raw syscall tracepoints attached\n", tr.stderr)
+            curl_gets("http://127.0.0.1:%d" % port, ["/a", "/bb", "/ccc"])
+            got = tr.wait_for(3)
+            tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [("server", False, "GET", p, 200, 0, 2)
+                               for p in ("/a", "/bb", "/ccc")])
 
 
 if __name__ == "__main__":
