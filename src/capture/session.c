@@ -143,6 +143,7 @@ struct attach_ctx {
 	uint32_t pid;	/* whose breakpoints: a process, or TLS_EVERY_PROCESS */
 	bool libc;	/* the process is seen through its C library's socket calls */
 	bool has_ssl; /* one of the files had OpenSSL */
+	bool failed;  /* some file's probes could not be attached */
 };
 
 static void attach_mapping(const char *path, void *ctx)
@@ -150,9 +151,10 @@ static void attach_mapping(const char *path, void *ctx)
 	struct attach_ctx *c = ctx;
 	int rc = tls_attach_file(c->s->tls, path, c->pid, c->libc);
 
-	if (rc < 0)
+	if (rc < 0) {
 		c->s->stats.attach_errors++;
-	else if (rc > 0)
+		c->failed = true;
+	} else if (rc > 0)
 		c->has_ssl = true;
 }
 
@@ -176,7 +178,7 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 		"/usr/lib/x86_64-linux-gnu/libssl.so.*", "/lib/x86_64-linux-gnu/libssl.so.*",
 		"/usr/lib64/libssl.so.*", "/usr/local/lib/libssl.so.*", "/usr/lib/libssl.so.*",
 	};
-	struct attach_ctx c = {s, bind_pid, false, false};
+	struct attach_ctx c = {s, bind_pid, false, false, false};
 	char pattern[128];
 
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
@@ -191,13 +193,12 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 	}
 }
 
-/* Hands a libc-hooked process to the tracepoints. Compare and swap: the kernel clears the byte
- * when the process exits, and a byte set again after that would trace whoever gets the pid next. */
-static bool take_over(struct capture_session *s, uint32_t pid)
+/* Moves pid from one set of socket hooks to the other. Compare and swap: the kernel clears the
+ * byte when the process exits, and a byte set again after that would trace whoever gets the pid
+ * next. */
+static bool hand_over(struct capture_session *s, uint32_t pid, uint8_t from, uint8_t to)
 {
-	uint8_t libc = BP_TARGET_LIBC;
-
-	return __atomic_compare_exchange_n(&s->target_bytes[pid], &libc, BP_TARGET_SYSCALLS, false,
+	return __atomic_compare_exchange_n(&s->target_bytes[pid], &from, to, false,
 					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
@@ -207,23 +208,32 @@ static bool take_over(struct capture_session *s, uint32_t pid)
  * OpenSSL, and the children of a traced process (a shell for each spawned command) mostly never
  * load one: links on a libssl they will not map would cost a descriptor each, and a grace period
  * each at removal. A library they load after all is attached when its mapping is reported.
+ *
+ * With --socket-hooks auto, a process's code may have changed since it was judged (an exec, a
+ * library loaded): it is judged again here. One seen through its libc that now makes its own
+ * syscalls (it exec'd a Go program) would go unseen: the tracepoints take it over at once (the
+ * poll attaches them). One the tracepoints see that now goes through libc (a static wrapper
+ * exec'd the app) moves to its libc's probes once they are planted, so that the rest of the host
+ * stops paying for it; a call under way then is taken by whichever exit sees its stash.
  */
 static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
 {
-	struct attach_ctx c = {s, binding_for(s, pid), false, false};
+	struct attach_ctx c = {s, binding_for(s, pid), false, false, false};
+	uint8_t hooks = hooks_of(s, pid);
+	bool judge = hooks && s->hooks == SOCKET_HOOKS_AUTO && !s->n_exes;
+	bool fits = judge && tls_libc_hooks_fit(s->tls, pid);
 	char root[32];
 
-	/* A process seen through its libc that now runs code making its own syscalls (it exec'd a
-	 * Go program, or loaded a Go library) would go unseen: the tracepoints take it over, from
-	 * this scan on (the next poll attaches them). The other way is not taken: a process the
-	 * tracepoints see loses nothing. */
-	if (hooks_of(s, pid) == BP_TARGET_LIBC && s->hooks == SOCKET_HOOKS_AUTO &&
-	    !tls_libc_hooks_fit(s->tls, pid) && take_over(s, pid)) {
-		if (s->verbose)
-			fprintf(stderr, "bizprobe: socket hooks for pid %u: syscalls (its code now "
-					"bypasses libc)\n", pid);
-	}
-	c.libc = hooks_of(s, pid) == BP_TARGET_LIBC;
+	if (judge && hooks == BP_TARGET_LIBC && !fits &&
+	    hand_over(s, pid, BP_TARGET_LIBC, BP_TARGET_SYSCALLS) && s->verbose)
+		fprintf(stderr, "bizprobe: socket hooks for pid %u: syscalls (its code now "
+				"bypasses libc)\n", pid);
+	c.libc = hooks_of(s, pid) == BP_TARGET_LIBC || (judge && fits);
+	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
+	if (judge && fits && hooks == BP_TARGET_SYSCALLS && !c.failed &&
+	    hand_over(s, pid, BP_TARGET_SYSCALLS, BP_TARGET_LIBC) && s->verbose)
+		fprintf(stderr, "bizprobe: socket hooks for pid %u: libc (its code now goes "
+				"through libc)\n", pid);
 	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
 	if (c.has_ssl || (c.pid != TLS_EVERY_PROCESS && !selected))
 		return;

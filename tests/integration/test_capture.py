@@ -14,7 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BIZPROBE, CURL, NODE, PROGS, PYTHON, SLOW, Server, Tracer,  # noqa: E402
                      _elf_file_offset, attached_programs, code_bytes, free_port, key_of, main,
-                     route_template, run_node_client)
+                     route_template, run_node_client, wait_port)
 
 SIZES = [0, 1, 1000, 16384, 65536, 204800]
 BODY_CAP = ["--body-cap", "262144"]
@@ -668,6 +668,40 @@ class SocketHooksAutoTest(CaptureCase):
         self.assert_exchanges([key_of(x) for x in got],
                               [("server", False, "GET", p, 200, 0, 2)
                                for p in ("/a", "/bb", "/ccc")])
+
+    def test_a_static_wrapper_that_execs_node_moves_to_libc_and_frees_the_host(self):
+        """busybox's shell (static: no libc, so the tracepoints) traced, then exec'ing the node
+        server: bizprobe plants the node process's libc probes, moves it to them, takes the
+        tracepoints off the host, and sees its exchanges exactly."""
+        class ExecdServer(Server):
+            def start(self):
+                self.proc = subprocess.Popen(
+                    ["/bin/busybox", "sh", "-c", 'read go && exec "$@"', "sh", *self.argv],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+        plan = [{"method": "GET", "path": "/size/%d" % n} for n in (1, 20000)]
+        plan.append({"method": "POST", "path": "/echo", "body": 2500})
+        with ExecdServer(tls=False) as srv:
+            with Tracer("--pid", str(srv.pid), "--verbose", *BODY_CAP) as tr:
+                self.assertIn("bizprobe: socket hooks for pid %d: syscalls\n" % srv.pid,
+                              tr.stderr)
+                self.assertLessEqual({"rtp_sys_enter", "rtp_sys_exit"}, attached_programs())
+                srv.proc.stdin.write(b"go\n")
+                srv.proc.stdin.flush()
+                wait_port(srv.port)
+                deadline = time.time() + 10 * SLOW
+                while ("bizprobe: raw syscall tracepoints detached\n" not in tr.stderr
+                       and time.time() < deadline):
+                    time.sleep(0.05)
+                self.assertIn("bizprobe: socket hooks for pid %d: libc (its code now goes "
+                              "through libc)\n" % srv.pid, tr.stderr)
+                self.assertIn("bizprobe: raw syscall tracepoints detached\n", tr.stderr)
+                self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
+                truth = run_node_client(srv.base, plan)
+                got = tr.wait_for(len(plan))
+                tr.stop()
+        self.assert_exchanges([key_of(x) for x in got],
+                              [key_of(t, "server", False) for t in truth])
 
 
 if __name__ == "__main__":
