@@ -234,7 +234,6 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 	    hand_over(s, pid, BP_TARGET_SYSCALLS, BP_TARGET_LIBC) && s->verbose)
 		fprintf(stderr, "bizprobe: socket hooks for pid %u: libc (its code now goes "
 				"through libc)\n", pid);
-	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
 	if (c.has_ssl || (c.pid != TLS_EVERY_PROCESS && !selected))
 		return;
 	snprintf(root, sizeof(root), "/proc/%u/root", pid);
