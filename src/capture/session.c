@@ -266,7 +266,8 @@ static bool exe_selected(struct capture_session *s, const struct file_id *id)
  * tracepoints: its processes must be seen from their exec on (the kernel marks them before
  * userspace could plant anything), so the tracepoints are on anyway, and every probe is then
  * bound to every process (binding_for), which libc's never are (tls_attach_file). Judged when
- * the process is first traced; its children inherit the answer.
+ * the process is first traced, its children inheriting the answer, and again by scan_mappings
+ * when its code changes.
  */
 static uint8_t choose_hooks(struct capture_session *s, uint32_t pid)
 {

@@ -174,6 +174,14 @@ class Tracer:
         with self._lock:
             return mine()
 
+    def wait_said(self, line, timeout=10):
+        """Waits until bizprobe wrote line (a whole stderr line, newline included) or the
+        timeout; whether it did."""
+        deadline = time.time() + timeout * SLOW
+        while line not in self.stderr and time.time() < deadline:
+            time.sleep(0.05)
+        return line in self.stderr
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

@@ -610,10 +610,7 @@ class SocketHooksAutoTest(CaptureCase):
                 got = tr.wait_for(len(plan) + 2)
                 raw.kill()
                 raw.wait()
-                deadline = time.time() + 10 * SLOW
-                while ("bizprobe: raw syscall tracepoints detached\n" not in tr.stderr
-                       and time.time() < deadline):
-                    time.sleep(0.05)
+                tr.wait_said("bizprobe: raw syscall tracepoints detached\n")
                 self.assertIn("bizprobe: raw syscall tracepoints detached\n", tr.stderr)
                 self.assertFalse({"rtp_sys_enter", "rtp_sys_exit"} & attached_programs())
                 truth += run_node_client(srv.base, plan)
@@ -656,10 +653,7 @@ class SocketHooksAutoTest(CaptureCase):
             sh.stdin.flush()
             self.assertEqual(sh.stdout.readline(), b"listening\n")
             said = "bizprobe: socket hooks for pid %d: syscalls (its code now bypasses libc)\n"
-            deadline = time.time() + 10 * SLOW
-            while ("bizprobe: raw syscall tracepoints attached\n" not in tr.stderr
-                   and time.time() < deadline):
-                time.sleep(0.05)
+            tr.wait_said("bizprobe: raw syscall tracepoints attached\n")
             self.assertIn(said % sh.pid, tr.stderr)
             self.assertIn("bizprobe: raw syscall tracepoints attached\n", tr.stderr)
             curl_gets("http://127.0.0.1:%d" % port, ["/a", "/bb", "/ccc"])
@@ -689,10 +683,7 @@ class SocketHooksAutoTest(CaptureCase):
                 srv.proc.stdin.write(b"go\n")
                 srv.proc.stdin.flush()
                 wait_port(srv.port)
-                deadline = time.time() + 10 * SLOW
-                while ("bizprobe: raw syscall tracepoints detached\n" not in tr.stderr
-                       and time.time() < deadline):
-                    time.sleep(0.05)
+                tr.wait_said("bizprobe: raw syscall tracepoints detached\n")
                 self.assertIn("bizprobe: socket hooks for pid %d: libc (its code now goes "
                               "through libc)\n" % srv.pid, tr.stderr)
                 self.assertIn("bizprobe: raw syscall tracepoints detached\n", tr.stderr)
