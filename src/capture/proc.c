@@ -86,16 +86,56 @@ ssize_t proc_cgroup(pid_t pid, char *buf, size_t cap)
 	return n;
 }
 
-int proc_for_each_exec_mapping(pid_t pid, proc_mapping_fn fn, void *ctx)
+static bool mappings_have(const struct proc_mappings *m, const char *path)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->paths[i], path) == 0)
+			return true;
+	return false;
+}
+
+static int mappings_add(struct proc_mappings *m, const char *path)
+{
+	char *copy;
+
+	if (mappings_have(m, path))
+		return 0;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		char **paths = realloc(m->paths, cap * sizeof(*paths));
+
+		if (!paths)
+			return -ENOMEM;
+		m->paths = paths;
+		m->cap = cap;
+	}
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	m->paths[m->n++] = copy;
+	return 0;
+}
+
+void proc_mappings_free(struct proc_mappings *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->paths[i]);
+	free(m->paths);
+	*m = (struct proc_mappings){0};
+}
+
+int proc_exec_mappings(pid_t pid, struct proc_mappings *out)
 {
 	char path[64], line[4096 + 256], last[4096] = "";
+	int err = 0;
 	FILE *f;
 
+	*out = (struct proc_mappings){0};
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
-	while (fgets(line, sizeof(line), f)) {
+	while (!err && fgets(line, sizeof(line), f)) {
 		char perms[8] = "", *file;
 		char full[4096 + 64];
 		size_t len;
@@ -111,14 +151,17 @@ int proc_for_each_exec_mapping(pid_t pid, proc_mapping_fn fn, void *ctx)
 		/* Deleted or replaced files cannot be reached by path any more. */
 		if (len > 10 && strcmp(file + len - 10, " (deleted)") == 0)
 			continue;
+		/* A file's executable segments are usually adjacent: most repeats stop here. */
 		if (strcmp(file, last) == 0)
 			continue;
 		snprintf(last, sizeof(last), "%s", file);
 		snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, file);
-		fn(full, ctx);
+		err = mappings_add(out, full);
 	}
 	fclose(f);
-	return 0;
+	if (err)
+		proc_mappings_free(out);
+	return err;
 }
 
 int proc_for_each_pid(proc_pid_fn fn, void *ctx)

@@ -24,11 +24,19 @@ ssize_t proc_cmdline(pid_t pid, char *buf, size_t cap);
 ssize_t proc_cgroup(pid_t pid, char *buf, size_t cap);
 
 /*
- * Calls fn once per distinct file mapped executable by pid, with a path that reaches the file
- * from our mount namespace (/proc/PID/root/...), so that files inside containers resolve.
+ * The distinct files pid maps executable, in the order of /proc/PID/maps, each with a path that
+ * reaches it from our mount namespace (/proc/PID/root/...), so that files inside containers
+ * resolve. Read once per look at a process: the hooks judgement and the attach walk then see
+ * the same snapshot of its code.
  */
-typedef void (*proc_mapping_fn)(const char *path, void *ctx);
-int proc_for_each_exec_mapping(pid_t pid, proc_mapping_fn fn, void *ctx);
+struct proc_mappings {
+	char **paths;
+	size_t n, cap;
+};
+
+/* 0, or a negative errno (out is then empty). */
+int proc_exec_mappings(pid_t pid, struct proc_mappings *out);
+void proc_mappings_free(struct proc_mappings *m);
 
 typedef void (*proc_pid_fn)(pid_t pid, void *ctx);
 int proc_for_each_pid(proc_pid_fn fn, void *ctx);

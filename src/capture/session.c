@@ -146,9 +146,8 @@ struct attach_ctx {
 	bool failed;  /* some file's probes could not be attached */
 };
 
-static void attach_mapping(const char *path, void *ctx)
+static void attach_mapping(struct attach_ctx *c, const char *path)
 {
-	struct attach_ctx *c = ctx;
 	int rc = tls_attach_file(c->s->tls, path, c->pid, c->libc);
 
 	if (rc < 0) {
@@ -188,7 +187,7 @@ static void attach_system_libssl(struct capture_session *s, const char *root, ui
 		if (glob(pattern, 0, NULL, &g) != 0)
 			continue;
 		for (size_t k = 0; k < g.gl_pathc; k++)
-			attach_mapping(g.gl_pathv[k], &c);
+			attach_mapping(&c, g.gl_pathv[k]);
 		globfree(&g);
 	}
 }
@@ -216,12 +215,13 @@ static bool hand_over(struct capture_session *s, uint32_t pid, uint8_t from, uin
  * exec'd the app) moves to its libc's probes once they are planted, so that the rest of the host
  * stops paying for it; a call under way then is taken by whichever exit sees its stash.
  */
-static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
+static void attach_mappings(struct capture_session *s, uint32_t pid,
+			    const struct proc_mappings *files, bool selected)
 {
 	struct attach_ctx c = {s, binding_for(s, pid), false, false, false};
 	uint8_t hooks = hooks_of(s, pid);
 	bool judge = hooks && s->hooks == SOCKET_HOOKS_AUTO && !s->n_exes;
-	bool fits = judge && tls_libc_hooks_fit(s->tls, pid);
+	bool fits = judge && tls_libc_hooks_fit(s->tls, files);
 	char root[32];
 
 	if (judge && hooks == BP_TARGET_LIBC && !fits &&
@@ -229,7 +229,8 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 		fprintf(stderr, "bizprobe: socket hooks for pid %u: syscalls (its code now "
 				"bypasses libc)\n", pid);
 	c.libc = hooks_of(s, pid) == BP_TARGET_LIBC || (judge && fits);
-	proc_for_each_exec_mapping((pid_t)pid, attach_mapping, &c);
+	for (size_t i = 0; i < files->n; i++)
+		attach_mapping(&c, files->paths[i]);
 	if (judge && fits && hooks == BP_TARGET_SYSCALLS && !c.failed &&
 	    hand_over(s, pid, BP_TARGET_SYSCALLS, BP_TARGET_LIBC) && s->verbose)
 		fprintf(stderr, "bizprobe: socket hooks for pid %u: libc (its code now goes "
@@ -238,6 +239,15 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 		return;
 	snprintf(root, sizeof(root), "/proc/%u/root", pid);
 	attach_system_libssl(s, root, c.pid);
+}
+
+static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected)
+{
+	struct proc_mappings files;
+
+	proc_exec_mappings((pid_t)pid, &files);
+	attach_mappings(s, pid, &files, selected);
+	proc_mappings_free(&files);
 }
 
 static size_t round_up(size_t n, size_t unit)
@@ -269,22 +279,26 @@ static bool exe_selected(struct capture_session *s, const struct file_id *id)
  * the process is first traced, its children inheriting the answer, and again by scan_mappings
  * when its code changes.
  */
-static uint8_t choose_hooks(struct capture_session *s, uint32_t pid)
+static uint8_t choose_hooks(struct capture_session *s, const struct proc_mappings *files)
 {
 	if (s->hooks == SOCKET_HOOKS_SYSCALLS || s->n_exes)
 		return BP_TARGET_SYSCALLS;
 	if (s->hooks == SOCKET_HOOKS_LIBC)
 		return BP_TARGET_LIBC;
-	return tls_libc_hooks_fit(s->tls, pid) ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
+	return tls_libc_hooks_fit(s->tls, files) ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
 }
 
 static int trace_pid(struct capture_session *s, uint32_t pid)
 {
+	struct proc_mappings files;
+
 	if (pid >= s->target_pids)
 		return -E2BIG;
-	s->target_bytes[pid] = choose_hooks(s, pid);
+	proc_exec_mappings((pid_t)pid, &files);
+	s->target_bytes[pid] = choose_hooks(s, &files);
 	add_unique(s->traced, &s->n_traced, pid);
-	scan_mappings(s, pid, true);
+	attach_mappings(s, pid, &files, true);
+	proc_mappings_free(&files);
 	if (s->verbose)
 		fprintf(stderr, "bizprobe: tracing pid %u\nbizprobe: socket hooks for pid %u: %s\n",
 			pid, pid, hooks_of(s, pid) == BP_TARGET_LIBC ? "libc" : "syscalls");

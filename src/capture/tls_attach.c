@@ -244,28 +244,26 @@ struct libc_fit {
 };
 
 /* Judged from the files the attacher examines anyway: each is read once, whoever asks first. */
-static void judge_mapping(const char *path, void *ctx)
+bool tls_libc_hooks_fit(struct tls_attacher *a, const struct proc_mappings *files)
 {
-	struct libc_fit *fit = ctx;
-	const struct tls_file *f;
-	struct file_id id;
+	bool libc = false;
 
-	if (proc_file_id(path, &id))
-		return;
-	f = file_of(fit->a, &id, path);
-	if (!f)
-		return;
-	fit->go |= f->go;
-	fit->libc |= f->has_libc;
-}
-
-bool tls_libc_hooks_fit(struct tls_attacher *a, uint32_t pid)
-{
-	struct libc_fit fit = {a, false, false};
-
-	if (!a->libc_sockets || proc_for_each_exec_mapping((pid_t)pid, judge_mapping, &fit))
+	if (!a->libc_sockets)
 		return false;
-	return fit.libc && !fit.go;
+	for (size_t i = 0; i < files->n; i++) {
+		const struct tls_file *f;
+		struct file_id id;
+
+		if (proc_file_id(files->paths[i], &id))
+			continue;
+		f = file_of(a, &id, files->paths[i]);
+		if (!f)
+			continue;
+		if (f->go)
+			return false;
+		libc |= f->has_libc;
+	}
+	return libc;
 }
 
 static bool bound(const struct tls_attacher *a, unsigned file, uint32_t pid)

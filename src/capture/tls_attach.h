@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proc.h"
+
 struct bizprobe_bpf;
 struct tls_attacher;
 
@@ -32,13 +34,13 @@ int tls_attach_file(struct tls_attacher *a, const char *path, uint32_t pid, bool
 void tls_detach_process(struct tls_attacher *a, uint32_t pid);
 
 /*
- * Whether the libc socket uprobes would see all of pid's socket calls: it maps a C library that
- * defines them, and none of its files is a Go program (Go makes its socket calls with its own
- * syscall instructions, libc or not). What --socket-hooks auto asks of each process it traces;
- * the files examined are the ones tls_attach_file attaches next. False when the attacher was
- * made without libc_sockets.
+ * Whether the libc socket uprobes would see all the socket calls of a process that maps these
+ * files: one is a C library that defines them, and none is a Go program (Go makes its socket
+ * calls with its own syscall instructions, libc or not). What --socket-hooks auto asks of each
+ * process it traces; the files examined are the ones tls_attach_file attaches next. False when
+ * the attacher was made without libc_sockets.
  */
-bool tls_libc_hooks_fit(struct tls_attacher *a, uint32_t pid);
+bool tls_libc_hooks_fit(struct tls_attacher *a, const struct proc_mappings *files);
 
 /* Files with OpenSSL examined so far. */
 unsigned tls_attacher_files(const struct tls_attacher *a);
