@@ -59,6 +59,14 @@ enum bp_role_hint {
 	BP_HINT_CONNECTED = 2, /* connect()ed: we are the client */
 };
 
+/* What bpf/procs.bpf.c's task iterator writes per process, in pid order: a hash of its
+ * program's inode, its name and its set of cgroups, which changes when any of them does. */
+struct bp_proc_signature {
+	__u32 pid;
+	__u32 pad;
+	__u64 signature;
+};
+
 /* Twin: struct capture_chunk in include/bizprobe/capture.h is what userspace makes of it. */
 struct bp_event {
 	__u64 ts_ns;	  /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */

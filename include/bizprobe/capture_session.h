@@ -38,8 +38,12 @@ struct capture_config {
 	uint32_t child_delay_ms; /* --pid: a child is attached once it has lived this long; 0 =
 				  * default (100 ms) */
 	/* Node mode (run --node): besides --pid and --exe, every process select() accepts, asked
-	 * at the process's exec and at a /proc scan once a second, on the capture thread. */
+	 * at the process's exec and, on the capture thread, at a look once a second at the
+	 * processes that are new or changed program, name or cgroups since the last one. */
 	bool (*select)(uint32_t pid, void *ctx);
+	/* What else select() reads (the pod list) changed when this returns another value: every
+	 * process is asked again at the next look. May be NULL. */
+	uint64_t (*select_epoch)(void *ctx);
 	/* Then, for a process select() chose, once its files are attached (its OpenSSL calls are
 	 * seen from here on; select() is too early to say so). May be NULL. */
 	void (*selected)(uint32_t pid, void *ctx);
@@ -67,6 +71,8 @@ struct capture_stats {
 	uint64_t attach_errors;
 	uint32_t libc_hooked_processes; /* traced processes seen through their own libc */
 	bool syscall_hooks;		/* the raw syscall tracepoints are attached now */
+	uint64_t processes_examined;	/* untraced processes whose /proc files were read to
+					 * decide (--exe, node mode) */
 };
 
 struct capture_session;

@@ -22,6 +22,7 @@
 #include "bizprobe.skel.h"
 #include "features.h"
 #include "proc.h"
+#include "proc_watch.h"
 #include "tls_attach.h"
 
 #define DEFAULT_MAX_COPY (256u * 1024)
@@ -62,6 +63,9 @@ struct capture_session {
 	bool (*select)(uint32_t pid, void *ctx); /* node mode's selection, or NULL */
 	void (*selected)(uint32_t pid, void *ctx); /* a chosen process is attached, or NULL */
 	void *select_ctx;
+	uint64_t (*select_epoch)(void *ctx); /* the pod list's changes, or NULL */
+	uint64_t epoch_seen;		     /* its value at the last look */
+	struct proc_watch *procs; /* the kernel's list of processes, or NULL: read /proc */
 	struct restart_watch watches[CAPTURE_MAX_PIDS];
 	size_t n_watches;
 
@@ -312,11 +316,30 @@ static void consider_pid(pid_t pid, void *ctx)
 
 	if (is_traced(s, (uint32_t)pid) || pid == getpid())
 		return;
+	s->stats.processes_examined++;
 	if (s->n_exes && !proc_exe_id(pid, &id) && exe_selected(s, &id))
 		trace_pid(s, (uint32_t)pid);
 	else if (s->select && s->select((uint32_t)pid, s->select_ctx) &&
 		 !trace_pid(s, (uint32_t)pid) && s->selected)
 		s->selected((uint32_t)pid, s->select_ctx);
+}
+
+/*
+ * The periodic look at the host's processes (--exe, node mode), a fallback for what the exec
+ * events miss: processes whose exec the kernel could not match by inode (overlay filesystems),
+ * node mode's processes that joined a selected cgroup or were renamed after their exec, events
+ * the ring had no room for. Only processes that are new or changed program, name or cgroups
+ * since the last look are examined, and all of them when select()'s other input, the pod list,
+ * changed; without the kernel's list, every process in /proc.
+ */
+static void scan_processes(struct capture_session *s)
+{
+	uint64_t epoch = s->select_epoch ? s->select_epoch(s->select_ctx) : 0;
+	bool everyone = epoch != s->epoch_seen;
+
+	s->epoch_seen = epoch;
+	if (!s->procs || proc_watch_scan(s->procs, everyone, consider_pid, s))
+		proc_for_each_pid(consider_pid, s);
 }
 
 /* A new process of a --pid target's program with the same arguments: the target restarted. */
@@ -651,6 +674,7 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 	s->select = cfg->select;
 	s->selected = cfg->selected;
 	s->select_ctx = cfg->select_ctx;
+	s->select_epoch = cfg->select_epoch;
 	s->newborn_delay_ns =
 		(uint64_t)(cfg->child_delay_ms ? cfg->child_delay_ms : DEFAULT_CHILD_DELAY_MS) * 1000000ull;
 	libbpf_set_print(cfg->verbose ? libbpf_print_verbose : libbpf_print);
@@ -732,8 +756,13 @@ struct capture_session *capture_session_new(const struct capture_config *cfg,
 			goto fail;
 	if (s->n_exes)
 		attach_system_libssl(s, "", TLS_EVERY_PROCESS);
-	if (s->n_exes || s->select)
-		proc_for_each_pid(consider_pid, s);
+	if (s->n_exes || s->select) {
+		s->procs = proc_watch_new();
+		if (!s->procs)
+			fprintf(stderr, "bizprobe: no BPF task iterator (%s): every process's /proc "
+					"files are read once a second\n", strerror(errno));
+		scan_processes(s);
+	}
 	rc = sync_syscall_hooks(s);
 	if (rc) {
 		set_err(err, err_len, "attaching tracepoints failed: %s", strerror(-rc));
@@ -780,10 +809,7 @@ int capture_session_poll(struct capture_session *s, int timeout_ms)
 		scan_mappings(s, s->rescan[--s->n_rescan], false);
 	scan_settled_newborns(s);
 	if ((s->n_exes || s->select) && now_ns() >= s->next_proc_scan_ns) {
-		/* Belt and braces for processes whose exec the kernel could not match by inode
-		 * (overlay filesystems), and node mode's processes that joined a selected cgroup
-		 * after their exec: a plain /proc scan once a second. */
-		proc_for_each_pid(consider_pid, s);
+		scan_processes(s);
 		s->next_proc_scan_ns = now_ns() + RESCAN_INTERVAL_NS;
 	}
 	sync_syscall_hooks(s);
@@ -846,6 +872,7 @@ void capture_session_free(struct capture_session *s)
 	bpf_link__destroy(s->sys_enter);
 	bpf_link__destroy(s->sys_exit);
 	tls_attacher_free(s->tls);
+	proc_watch_free(s->procs);
 	if (s->target_bytes)
 		munmap((void *)s->target_bytes, target_map_bytes(s));
 	bizprobe_bpf__destroy(s->skel);

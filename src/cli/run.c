@@ -364,6 +364,7 @@ int cmd_run(int argc, char **argv)
 			goto cleanup;
 		}
 		o.capture.select = run_node_select;
+		o.capture.select_epoch = run_node_select_epoch;
 		o.capture.selected = run_node_selected;
 		o.capture.select_ctx = r.node;
 	}

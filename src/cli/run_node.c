@@ -137,6 +137,17 @@ static struct k8s_target *assign_target(struct run_node *n, uint32_t pid,
 	return t;
 }
 
+uint64_t run_node_select_epoch(void *ctx)
+{
+	struct run_node *n = ctx;
+	struct k8s_pod_cache_stats st;
+
+	if (!n->pods)
+		return 0;
+	k8s_pod_cache_get_stats(n->pods, &st);
+	return st.lists + st.watch_events;
+}
+
 bool run_node_select(uint32_t pid, void *ctx)
 {
 	struct run_node *n = ctx;

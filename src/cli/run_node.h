@@ -18,6 +18,8 @@ struct run_node;
 struct run_node *run_node_new(const struct cli_opts *o);
 /* struct capture_config.select: whether pid is one to trace (ctx is the run_node). */
 bool run_node_select(uint32_t pid, void *ctx);
+/* capture_config.select_epoch: the pod cache's changes so far (lists and watch events). */
+uint64_t run_node_select_epoch(void *ctx);
 /* capture_config.selected: says "node: tracing pid N (...)" once pid's files are attached. */
 void run_node_selected(uint32_t pid, void *ctx);
 /* An exchange of pid: counted to its target, which is returned (NULL without --k8s-labels). */

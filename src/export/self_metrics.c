@@ -73,6 +73,11 @@ static const struct self_counter {
      .help = "Connections classified in the kernel, by verdict.",
      .label = "protocol",
      SERIES(conn_protocols)},
+    {.name = "bizprobe_processes_examined_total",
+     .help = "Untraced processes whose /proc files were read to decide whether to trace them "
+	     "(--exe, node mode): at their exec, and at the look once a second at the ones new "
+	     "or changed since the last.",
+     UNLABELLED(CAPTURE_STAT(processes_examined))},
     {.name = "bizprobe_exchanges_total",
      .help = "Complete HTTP exchanges seen, by the traced process's role.",
      .label = "role",

@@ -55,10 +55,14 @@ class Server:
     """python3 -m http.server (or the Python shop with shop=True), joined to cgroup (or none)
     before its exec, as a runtime does."""
 
-    def __init__(self, cgroup, root, shop=False):
+    def __init__(self, cgroup, root, shop=False, program=PYTHON, prelude=None):
         self.port = free_port()
-        argv = [PYTHON, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
+        argv = [program, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
                 "--directory", root]
+        if prelude:  # Python run before the server starts, in its process
+            argv = [program, "-c", prelude + "\nimport runpy, sys\n"
+                    "sys.argv = ['http.server'] + sys.argv[1:]\n"
+                    "runpy.run_module('http.server', run_name='__main__')"] + argv[3:]
         if shop:
             argv = [PYTHON, SHOP_APP, str(self.port)]
         if cgroup:
@@ -158,8 +162,8 @@ class NodeBase(unittest.TestCase):
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def server(self, cgroup, shop=False):
-        s = Server(cgroup, self.tmp, shop)
+    def server(self, cgroup, shop=False, **kw):
+        s = Server(cgroup, self.tmp, shop, **kw)
         self.servers.append(s)
         return s
 
@@ -222,6 +226,49 @@ class NodeMode(NodeBase):
         for s in (self.db, self.plain):
             self.assertNotIn("tracing pid %d " % s.proc.pid, self.stderr())
         self.assertNotIn(CID % 3, self.stderr())  # container ids are not logged
+
+    def examined(self):
+        return self.metrics().get(("bizprobe_processes_examined_total", ()), 0)
+
+    def test_the_look_once_a_second_examines_changed_processes_only(self):
+        """The look once a second reads /proc only for the processes that are new or changed
+        program, name or cgroups since the last one (issue 20: it read three files of every
+        process on the node every second). Changed after their exec, and so found by the look
+        alone: the server in no pod moved into the shop pod's container, and one started in that
+        container under another name that renames itself to the selected one. A hundred idle
+        processes are examined when they start, and not again."""
+        self.wait_traced(self.web, "the shop pod's server")
+        with open(os.path.join(container_cgroup(WEB), "cgroup.procs"), "w") as f:
+            f.write(str(self.plain.proc.pid))
+        self.wait_traced(self.plain, "the server moved into the shop pod")
+        self.assertIn("node: tracing pid %d (%s, Deployment shop/web)"
+                      % (self.plain.proc.pid, COMM), self.stderr())
+        program = os.path.join(self.tmp, "renamed")
+        os.symlink(PYTHON, program)  # its name at exec: "renamed"
+        renamed = self.server(container_cgroup(WEB), program=program, prelude=(
+            "import ctypes\nctypes.CDLL(None).prctl(15, %r, 0, 0, 0)" % COMM.encode()))
+        self.wait_traced(renamed, "the server renamed to %s" % COMM)
+        self.plain.get(2)
+        renamed.get(1)
+        self.wait_exchanges(3)
+        self.assertEqual(self.exchanges(), 3)
+
+        before = self.examined()
+        idle = [subprocess.Popen(["sleep", "300"]) for _ in range(100)]
+        try:
+            deadline = time.time() + 20 * SLOW
+            while self.examined() < before + len(idle):  # each at its exec
+                self.assertLess(time.time(), deadline, "the idle processes not examined")
+                time.sleep(0.2)
+            time.sleep(1.5)  # the first look that lists them
+            settled = self.examined()
+            time.sleep(3.5)  # three more looks
+            # Reading every process at every look would be 300 and more here.
+            self.assertLess(self.examined() - settled, 30)
+        finally:
+            for p in idle:
+                p.kill()
+                p.wait()
 
 
 TRACE = {"bizprobe.io/trace": "true"}
