@@ -152,6 +152,12 @@ if (Number.isFinite(idleS)) {
   add('bizprobe CPU with the traced app idle', '(none)', `${fmt((100 * cpu) / idleS, 3)}% of a core`, null,
     `attached to A's server with no requests for ${fmt(idleS, 0)} s, /metrics scraped every 1 s; ${fmt(sw / idleS)} thread switches/s (schedstat and status of every thread)`);
 }
+const nodeS = get('N', 1, 3, 'seconds');
+if (Number.isFinite(nodeS)) {
+  const cpu = get('N', 1, 3, 'cpu_s'), examined = get('N', 1, 3, 'examined');
+  add('bizprobe CPU in node mode, nothing selected', '(none)', `${fmt((100 * cpu) / nodeS, 3)}% of a core`, null,
+    `\`run --node\` beside ${int(get('N', 1, 3, 'processes'))} idle processes for ${fmt(nodeS, 0)} s: ${fmt(examined / nodeS, 2)} processes examined per second (their /proc files read); the look once a second lists the host's processes from a BPF task iterator`);
+}
 
 // Bystanders: processes bizprobe does not trace, on the same host. Throughput ratio per round =
 // the time with no bizprobe over the time with the configuration's bizprobe (bench/run.sh).

@@ -31,11 +31,11 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 if [ "$SMOKE" = 1 ]; then
 	ROUNDS=1 DUR=1 WARM=0 C_WARM=0 LOSS_S=2 FORCE_S=1 TLS_S=1 ATTACH_TRIALS=1 RENDER_ITERS=20 PROFILE_S=0 PIPELINE_REPS=1
-	SHARE_S=1 SHARE_ROUNDS=1 IDLE_S=2
+	SHARE_S=1 SHARE_ROUNDS=1 IDLE_S=2 NODE_PROCS=50
 else
 	ROUNDS=${BENCH_ROUNDS:-3} DUR=${BENCH_DURATION:-10} WARM=${BENCH_WARMUP:-2}
 	C_WARM=1 LOSS_S=${BENCH_LOSS_SECONDS:-60} FORCE_S=5 TLS_S=20 ATTACH_TRIALS=7 RENDER_ITERS=500 PROFILE_S=5 PIPELINE_REPS=9
-	SHARE_S=${BENCH_SHARE_SECONDS:-5} SHARE_ROUNDS=${BENCH_SHARE_ROUNDS:-3} IDLE_S=30
+	SHARE_S=${BENCH_SHARE_SECONDS:-5} SHARE_ROUNDS=${BENCH_SHARE_ROUNDS:-3} IDLE_S=30 NODE_PROCS=1000
 fi
 read -ra CONFIGS <<<"${BENCH_CONFIGS:-1 2 3 4 5}" # debugging: a subset, e.g. "1 3"
 CFG_NAME=([1]=untraced [2]=empty-probes [3]=bizprobe [4]=bpftrace [5]=prom-client)
@@ -480,6 +480,41 @@ idle_test() {
 	[ "$n1" -gt 0 ]
 }
 
+# What node mode (the DaemonSet) costs a quiet node: `run --node` selecting nothing beside
+# NODE_PROCS idle processes, so that all its work is the look once a second at the host's processes.
+nodeidle_test() {
+	local n0 n1 e0 e1 port tracer i url ok=0
+	local -a idle=()
+	for i in $(seq "$NODE_PROCS"); do
+		sleep 3600 &
+		idle+=($!)
+	done
+	port=$(free_port)
+	url=http://127.0.0.1:$port/metrics
+	taskset -c $GEN_CPU "$BIN" run --node --select comm=selects-none --listen "127.0.0.1:$port" \
+		--state-dir "$WORK/nodeidle-state" >/dev/null 2>"$WORK/nodeidle.err" &
+	tracer=$!
+	bg_started "$tracer" nodeidle-tracer
+	if wait_line "$WORK/nodeidle.err" "attached:" 60 "$tracer"; then
+		sleep 2
+		n0=$(run_ns "$tracer") e0=$(metric "$url" '^bizprobe_processes_examined_total$')
+		sleep "$IDLE_S"
+		n1=$(run_ns "$tracer") e1=$(metric "$url" '^bizprobe_processes_examined_total$')
+		rec N 1 3 seconds "$IDLE_S"
+		rec N 1 3 processes "$NODE_PROCS"
+		rec N 1 3 cpu_s "$(awk -v a="$n0" -v b="$n1" 'BEGIN {print (b - a) / 1e9}')"
+		rec N 1 3 examined "$((e1 - e0))"
+		log "node idle: $(((n1 - n0) / 1000)) us of CPU in ${IDLE_S} s beside $NODE_PROCS processes, $((e1 - e0)) examined"
+		[ "$n1" -gt 0 ] && ok=1
+	else
+		log "node idle: bizprobe did not attach: $(cat "$WORK/nodeidle.err")"
+	fi
+	stop "$tracer"
+	kill "${idle[@]}" 2>/dev/null
+	wait "${idle[@]}" 2>/dev/null
+	[ "$ok" = 1 ]
+}
+
 render_test() {
 	local v
 	v=$(taskset -c $GEN_CPU "$BENCH/.build/render_bench" "$RENDER_ITERS") || return 1
@@ -730,7 +765,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work dir $WORK; $([ "$SMOKE" = 1 ] && echo smoke || echo full) run: $ROUNDS round(s) x ${DUR}s per measurement"
 step setup setup || { log "setup failed"; printf '%d passed, %d failed\n' "$PASS" "$FAIL"; exit 1; }
 
-ONLY=" ${BENCH_ONLY:-A C D B attach idle render pipeline loss profile share bpfcost bystander} " # debugging: a subset of the steps
+ONLY=" ${BENCH_ONLY:-A C D B attach idle nodeidle render pipeline loss profile share bpfcost bystander} " # debugging: a subset of the steps
 want() { [[ "$ONLY" == *" $1 "* ]]; }
 want A && workload A
 # C runs A's server at half of A's untraced capacity, measured just now (median of the rounds).
@@ -751,6 +786,7 @@ want D && workload D
 want B && step "demo env up ($NS)" demo_up && workload B
 want attach && step "attach time" attach_test
 want idle && step "idle cost" idle_test
+want nodeidle && step "node mode's idle cost" nodeidle_test
 want render && step "/metrics render" render_test
 want pipeline && step "userspace pipeline" pipeline_test
 want loss && step "lost events" loss_test
