@@ -40,6 +40,7 @@ ALLOWED = {
     "sqlite3": "a pkg-config module in the Makefile (libsqlite3-dev) and Python's module",
     "systemd": "the kubelet's cgroup driver named in the node-mode tests and manifests",
     "crun": "named in tests/integration/containers.py as the runtime that refuses hybrid cgroups",
+    "look": "node mode's look once a second at the host's processes, in test_node_mode.py's prose",
 }
 
 
