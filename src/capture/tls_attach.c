@@ -237,12 +237,6 @@ static struct tls_file *file_of(struct tls_attacher *a, const struct file_id *id
 	return f;
 }
 
-struct libc_fit {
-	struct tls_attacher *a;
-	bool libc;
-	bool go;
-};
-
 /* Judged from the files the attacher examines anyway: each is read once, whoever asks first. */
 bool tls_libc_hooks_fit(struct tls_attacher *a, const struct proc_mappings *files)
 {

@@ -285,17 +285,15 @@ void run_node_tick(struct run_node *n, struct capture_session *cs, struct self_m
 {
 	static uint32_t traced[K8S_MAX_TARGET_PIDS]; /* the capture thread's alone */
 	static struct self_target out[K8S_MAX_TARGETS + 1];
-	struct k8s_pod_cache_stats st;
 	size_t n_traced, n_targets = 0;
-	bool changed = false;
+	uint64_t pod_changes;
+	bool changed;
 
 	if (!n)
 		return;
-	if (n->pods) {
-		k8s_pod_cache_get_stats(n->pods, &st);
-		changed = st.lists + st.watch_events != n->pod_changes;
-		n->pod_changes = st.lists + st.watch_events;
-	}
+	pod_changes = run_node_select_epoch(n); /* 0 without a pod cache: never changed */
+	changed = pod_changes != n->pod_changes;
+	n->pod_changes = pod_changes;
 	n_traced = capture_session_traced(cs, traced, K8S_MAX_TARGET_PIDS);
 	/* Each traced process is looked at again when the pods changed; without a change, only
 	 * the ones without a target yet (children traced at their fork). */
