@@ -10,10 +10,14 @@
 #include "bizprobe/capture_event.h"
 #include "procs.skel.h"
 
+struct proc_list {
+	struct bp_proc_signature *p;
+	size_t n, cap;
+};
+
 struct proc_watch {
 	struct procs_bpf *skel;
-	struct bp_proc_signature *last, *now; /* the previous scan's list and this one's */
-	size_t n_last, n_now, cap_last, cap_now;
+	struct proc_list last, now; /* the previous scan's list and this one's */
 	bool scanned;
 };
 
@@ -38,15 +42,15 @@ struct proc_watch *proc_watch_new(void)
 	return w;
 }
 
-static int grow(struct proc_watch *w)
+static int grow(struct proc_list *l)
 {
-	size_t cap = w->cap_now ? w->cap_now * 2 : 1024;
-	struct bp_proc_signature *p = realloc(w->now, cap * sizeof(*p));
+	size_t cap = l->cap ? l->cap * 2 : 1024;
+	struct bp_proc_signature *p = realloc(l->p, cap * sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
-	w->now = p;
-	w->cap_now = cap;
+	l->p = p;
+	l->cap = cap;
 	return 0;
 }
 
@@ -57,22 +61,21 @@ static int by_pid(const void *a, const void *b)
 	return x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
-/* This scan's list into w->now, by pid. */
-static int read_list(struct proc_watch *w)
+/* This scan's list into l, by pid. */
+static int read_list(struct proc_watch *w, struct proc_list *l)
 {
 	int fd = bpf_iter_create(bpf_link__fd(w->skel->links.process_signatures));
-	size_t bytes = 0;
+	size_t bytes = 0, size = sizeof(*l->p);
 	int err = 0;
 
 	if (fd < 0)
 		return -errno;
-	w->n_now = 0;
 	for (;;) {
 		ssize_t n;
 
-		if (bytes + sizeof(*w->now) > w->cap_now * sizeof(*w->now) && (err = grow(w)))
+		if (bytes + size > l->cap * size && (err = grow(l)))
 			break;
-		n = read(fd, (char *)w->now + bytes, w->cap_now * sizeof(*w->now) - bytes);
+		n = read(fd, (char *)l->p + bytes, l->cap * size - bytes);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -82,38 +85,35 @@ static int read_list(struct proc_watch *w)
 		bytes += (size_t)n;
 	}
 	close(fd);
-	w->n_now = bytes / sizeof(*w->now);
+	l->n = bytes / size;
 	/* The iterator walks pids in order already, but in the pid namespace of whoever reads. */
-	qsort(w->now, w->n_now, sizeof(*w->now), by_pid);
+	qsort(l->p, l->n, size, by_pid);
 	return err;
 }
 
 int proc_watch_scan(struct proc_watch *w, bool everyone, proc_pid_fn fn, void *ctx)
 {
-	struct bp_proc_signature *swap;
-	size_t j = 0, cap;
-	int err = read_list(w);
+	const struct proc_list *last = &w->last;
+	struct proc_list swap;
+	size_t j = 0;
+	int err = read_list(w, &w->now);
 
 	if (err)
 		return err;
 	everyone |= !w->scanned;
 	/* Both lists ascend by pid: one merge walk finds who is new or changed. */
-	for (size_t i = 0; i < w->n_now; i++) {
-		const struct bp_proc_signature *p = &w->now[i];
+	for (size_t i = 0; i < w->now.n; i++) {
+		const struct bp_proc_signature *p = &w->now.p[i];
 
-		while (j < w->n_last && w->last[j].pid < p->pid)
+		while (j < last->n && last->p[j].pid < p->pid)
 			j++;
-		if (everyone || j == w->n_last || w->last[j].pid != p->pid ||
-		    w->last[j].signature != p->signature)
+		if (everyone || j == last->n || last->p[j].pid != p->pid ||
+		    last->p[j].signature != p->signature)
 			fn((pid_t)p->pid, ctx);
 	}
 	swap = w->last;
 	w->last = w->now;
 	w->now = swap;
-	w->n_last = w->n_now;
-	cap = w->cap_last;
-	w->cap_last = w->cap_now;
-	w->cap_now = cap;
 	w->scanned = true;
 	return 0;
 }
@@ -123,7 +123,7 @@ void proc_watch_free(struct proc_watch *w)
 	if (!w)
 		return;
 	procs_bpf__destroy(w->skel);
-	free(w->last);
-	free(w->now);
+	free(w->last.p);
+	free(w->now.p);
 	free(w);
 }
