@@ -219,13 +219,20 @@ static bool hand_over(struct capture_session *s, uint32_t pid, uint8_t from, uin
  * exec'd the app) moves to its libc's probes once they are planted, so that the rest of the host
  * stops paying for it; a call under way then is taken by whichever exit sees its stash.
  */
+/* --socket-hooks auto's judgement of a process from its files (see choose_hooks); false in the
+ * other modes, which judge nothing. */
+static bool libc_fits(struct capture_session *s, const struct proc_mappings *files)
+{
+	return s->hooks == SOCKET_HOOKS_AUTO && !s->n_exes && tls_libc_hooks_fit(s->tls, files);
+}
+
+/* fits: libc_fits of files, judged once by the caller. */
 static void attach_mappings(struct capture_session *s, uint32_t pid,
-			    const struct proc_mappings *files, bool selected)
+			    const struct proc_mappings *files, bool fits, bool selected)
 {
 	struct attach_ctx c = {s, binding_for(s, pid), false, false, false};
 	uint8_t hooks = hooks_of(s, pid);
 	bool judge = hooks && s->hooks == SOCKET_HOOKS_AUTO && !s->n_exes;
-	bool fits = judge && tls_libc_hooks_fit(s->tls, files);
 	char root[32];
 
 	if (judge && hooks == BP_TARGET_LIBC && !fits &&
@@ -250,7 +257,7 @@ static void scan_mappings(struct capture_session *s, uint32_t pid, bool selected
 	struct proc_mappings files;
 
 	proc_exec_mappings((pid_t)pid, &files);
-	attach_mappings(s, pid, &files, selected);
+	attach_mappings(s, pid, &files, hooks_of(s, pid) && libc_fits(s, &files), selected);
 	proc_mappings_free(&files);
 }
 
@@ -275,7 +282,7 @@ static bool exe_selected(struct capture_session *s, const struct file_id *id)
 
 /*
  * Which hooks will see pid's plaintext sockets. With --socket-hooks auto: its own libc's, when
- * they can see every socket call it makes (tls_libc_hooks_fit), because then the rest of the
+ * they can see every socket call it makes (fits, see libc_fits), because then the rest of the
  * host pays nothing; the raw syscall tracepoints otherwise. With an --exe, always the
  * tracepoints: its processes must be seen from their exec on (the kernel marks them before
  * userspace could plant anything), so the tracepoints are on anyway, and every probe is then
@@ -283,25 +290,27 @@ static bool exe_selected(struct capture_session *s, const struct file_id *id)
  * the process is first traced, its children inheriting the answer, and again by scan_mappings
  * when its code changes.
  */
-static uint8_t choose_hooks(struct capture_session *s, const struct proc_mappings *files)
+static uint8_t choose_hooks(const struct capture_session *s, bool fits)
 {
 	if (s->hooks == SOCKET_HOOKS_SYSCALLS || s->n_exes)
 		return BP_TARGET_SYSCALLS;
 	if (s->hooks == SOCKET_HOOKS_LIBC)
 		return BP_TARGET_LIBC;
-	return tls_libc_hooks_fit(s->tls, files) ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
+	return fits ? BP_TARGET_LIBC : BP_TARGET_SYSCALLS;
 }
 
 static int trace_pid(struct capture_session *s, uint32_t pid)
 {
 	struct proc_mappings files;
+	bool fits;
 
 	if (pid >= s->target_pids)
 		return -E2BIG;
 	proc_exec_mappings((pid_t)pid, &files);
-	s->target_bytes[pid] = choose_hooks(s, &files);
+	fits = libc_fits(s, &files);
+	s->target_bytes[pid] = choose_hooks(s, fits);
 	add_unique(s->traced, &s->n_traced, pid);
-	attach_mappings(s, pid, &files, true);
+	attach_mappings(s, pid, &files, fits, true);
 	proc_mappings_free(&files);
 	if (s->verbose)
 		fprintf(stderr, "bizprobe: tracing pid %u\nbizprobe: socket hooks for pid %u: %s\n",
