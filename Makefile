@@ -16,10 +16,15 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 PKGS := libbpf libelf zlib libmicrohttpd libcrypto yaml-0.1 libcurl json-c sqlite3
+# llhttp, Node.js's own HTTP/1.1 parser: Debian's node-llhttp ships it as C sources (for packages
+# that build it in, as Debian's nodejs does), so it is compiled here into build/llhttp/.
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+LLHTTP_LIB := $(OUT)/llhttp/libllhttp.a
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-	-Iinclude -I$(OUT)/include $(shell pkg-config --cflags $(PKGS))
-LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+	-Iinclude -I$(OUT)/include -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(LLHTTP_LIB) $(shell pkg-config --libs $(PKGS)) -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Ivmlinux/$(ARCH) -Iinclude -Ibpf \
 	-Wall -Werror -Wno-unused-function
@@ -63,9 +68,23 @@ STATUS_ASSETS := $(wildcard src/export/status_page/*)
 $(OUT)/obj/export/status_assets.o $(OUT)/asan/obj/export/status_assets.o \
 	$(OUT)/fuzz/obj/export/status_assets.o: $(STATUS_ASSETS)
 
-$(OUT)/libbizprobe.a: $(LIB_OBJS)
+# Not our code: built without our warning flags, the way its own build does (-O2; no -msse4.2,
+# which would tie the binary to CPUs that have it).
+LLHTTP_OBJS := $(patsubst %,$(OUT)/llhttp/%.o,llhttp api http)
+
+$(OUT)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -O2 -g -I$(LLHTTP_INC) -c $< -o $@
+
+$(LLHTTP_LIB): $(LLHTTP_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Whatever links libbizprobe.a links llhttp too (LDLIBS): building one builds the other.
+$(OUT)/libbizprobe.a: $(LIB_OBJS) | $(LLHTTP_LIB)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS)
 
 $(OUT)/bizprobe: $(CLI_OBJS) $(OUT)/libbizprobe.a
 	$(call msg,LINK,$@)
@@ -122,9 +141,9 @@ $(ASAN_OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcar
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
-$(ASAN_OUT)/libbizprobe.a: $(ASAN_LIB_OBJS)
+$(ASAN_OUT)/libbizprobe.a: $(ASAN_LIB_OBJS) | $(LLHTTP_LIB)
 	$(call msg,AR,$@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(ASAN_LIB_OBJS)
 
 $(ASAN_OUT)/tests/%: tests/unit/%.c $(ASAN_OUT)/libbizprobe.a $(wildcard tests/unit/*.h)
 	$(call msg,CC-SAN,$@)
@@ -155,7 +174,21 @@ $(FUZZ_OUT)/obj/%.o: src/%.c $(SKELS) $(wildcard include/bizprobe/*.h) $(wildcar
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_OUT)/libbizprobe.a: $(FUZZ_LIB_OBJS)
+# llhttp again with the fuzzer's coverage and the sanitizers: its states guide the fuzzing of
+# the HTTP stage's callbacks.
+FUZZ_LLHTTP_LIB := $(FUZZ_OUT)/llhttp/libllhttp.a
+FUZZ_LLHTTP_OBJS := $(patsubst %,$(FUZZ_OUT)/llhttp/%.o,llhttp api http)
+
+$(FUZZ_OUT)/libbizprobe.a: $(FUZZ_LIB_OBJS) | $(FUZZ_LLHTTP_LIB)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $(FUZZ_LIB_OBJS)
+
+$(FUZZ_OUT)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	$(call msg,CC-FUZZ,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -I$(LLHTTP_INC) -c $< -o $@
+
+$(FUZZ_LLHTTP_LIB): $(FUZZ_LLHTTP_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -163,7 +196,7 @@ $(FUZZ_OUT)/%: tests/fuzz/%.c $(FUZZ_OUT)/libbizprobe.a tests/fuzz/fuzz_util.h
 	$(call msg,FUZZER,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(FUZZ_CC) $(CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -Itests/fuzz $< \
-		$(FUZZ_OUT)/libbizprobe.a $(LDLIBS) -o $@
+		$(FUZZ_OUT)/libbizprobe.a $(FUZZ_LLHTTP_LIB) $(filter-out $(LLHTTP_LIB),$(LDLIBS)) -o $@
 
 fuzzers: $(FUZZERS)
 

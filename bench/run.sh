@@ -135,7 +135,7 @@ setup() {
 	# shellcheck disable=SC2046
 	gcc -O2 -Wall -D_GNU_SOURCE -Iinclude -o "$BENCH/.build/render_bench" "$BENCH/render_bench.c" \
 		build/libbizprobe.a $(pkg-config --libs libbpf libelf zlib libmicrohttpd libcrypto) \
-		-lhttp_parser -lm -lpthread || return 1
+		build/llhttp/libllhttp.a -lm -lpthread || return 1
 	make -s build/bench/pipeline_bench || return 1
 	if [ ! -d "$BENCH/app-promclient/node_modules/prom-client" ]; then
 		log "installing prom-client from bench/app-promclient/package-lock.json (npm ci)"

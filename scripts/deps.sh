@@ -6,7 +6,8 @@
 set -euo pipefail
 
 BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
-	libhttp-parser-dev libmicrohttpd-dev libssl-dev libjsmn-dev libyaml-dev clang-format
+	node-llhttp # llhttp's C sources: the HTTP/1.1 parser, compiled by the Makefile
+	libmicrohttpd-dev libssl-dev libjsmn-dev libyaml-dev clang-format
 	libcurl4-openssl-dev libjson-c-dev libsqlite3-dev
 	libclang-rt-14-dev) # libFuzzer and clang's sanitizer runtimes (make fuzzers)
 TEST_PKGS=(git libcmocka-dev curl python3 nodejs npm iproute2 openssl prometheus libcap2-bin procps

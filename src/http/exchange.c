@@ -60,7 +60,7 @@ void http_exchange_deliver(struct http_tracker *t, struct http_conn *c, struct h
 	ex.role = c->req_dir == BP_DIR_EGRESS ? HTTP_ROLE_CLIENT : HTTP_ROLE_SERVER;
 	memset(ex.method, 0, sizeof(ex.method));
 	if (req->method_set) {
-		strncpy(ex.method, http_method_str(req->method), sizeof(ex.method) - 1);
+		strncpy(ex.method, llhttp_method_name((llhttp_method_t)req->method), sizeof(ex.method) - 1);
 	}
 	ex.target = http_msgbuf_url_str(req);
 	split_target(t, ex.target, &ex.path, &ex.query);

@@ -3,7 +3,7 @@
  * Private types of the HTTP stage (src/http/). Nothing outside src/http/ includes this.
  *
  * Shape: one struct http_conn per (pid, id, generation, tls), found through a hash table and
- * ordered on an LRU list (conn_table.c). Each conn has one libhttp-parser per direction
+ * ordered on an LRU list (conn_table.c). Each conn has one llhttp parser per direction
  * (parser.c); requests waiting for their response sit in a FIFO of reusable message buffers;
  * responses are parsed into one of two response buffers (the second holds a response that
  * finished before its request did, e.g. an early 413). Message storage (headers, bodies,
@@ -13,7 +13,7 @@
 #ifndef BIZPROBE_HTTP_INTERNAL_H
 #define BIZPROBE_HTTP_INTERNAL_H
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,7 +79,7 @@ struct http_msgbuf {
 	uint64_t first_ts_ns;
 	uint64_t last_ts_ns;
 	int status;
-	unsigned method; /* enum http_method, requests only */
+	unsigned method; /* llhttp_method_t, requests only */
 	bool method_set;
 	bool complete;
 };
@@ -91,8 +91,14 @@ enum http_sync {
 
 struct http_conn;
 
+/* What one message's start line and headers may take on the wire before it is a parse error
+ * (libhttp-parser's limit, which this stage used before llhttp; llhttp itself has none). Storage
+ * stays within header_cap regardless: this ends a message whose headers never end, padding
+ * included (llhttp skips the blanks before a value without reporting them). */
+#define HTTP_HEADER_LIMIT (80u * 1024u)
+
 struct http_dir {
-	http_parser parser;
+	llhttp_t parser;
 	struct http_conn *conn;
 	enum http_sync sync;
 	bool is_request;
@@ -100,7 +106,12 @@ struct http_dir {
 	bool orphan;	 /* the response being parsed has no request to match */
 	bool in_gap;	 /* bytes being fed are placeholders for lost bytes */
 	bool at_eof;	 /* execute(len 0) from close */
+	bool in_headers; /* between a message's begin and its headers' end */
 	struct http_msgbuf *req_msg; /* requests: the one being received (the queue's tail) */
+	/* This message's start line and headers so far: what the parser reported, and every byte of
+	 * a chunk that began and ended inside them. */
+	uint32_t header_bytes;
+	uint32_t messages_begun; /* tells run_parser a chunk stayed within one message */
 	uint64_t cur_ts_ns;
 	uint8_t stash[HTTP_STASH_BYTES];
 	uint8_t stash_len;
@@ -164,7 +175,7 @@ struct http_tracker {
 	void *ctx;
 	struct http_tracker_stats stats;
 	struct http_conn_table conns;
-	http_parser_settings settings;
+	llhttp_settings_t settings;
 	char *split_buf; /* path and query of the exchange being delivered */
 	size_t split_cap;
 	size_t mem_used;
@@ -211,7 +222,7 @@ void http_body_gap(struct http_msgbuf *m, uint64_t len);
 void http_body_end(struct http_msgbuf *m);
 
 /* parser.c */
-void http_dir_settings_fill(http_parser_settings *s);
+void http_dir_settings_fill(llhttp_settings_t *s);
 void http_dir_feed(struct http_conn *c, enum bp_dir dir, const uint8_t *data, size_t len,
 		   uint64_t ts_ns);
 void http_dir_gap(struct http_conn *c, enum bp_dir dir, uint64_t lost);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Start line and header storage of one message. libhttp-parser hands us names, values and the
+ * Start line and header storage of one message. llhttp hands us names, values and the
  * request-target in arbitrary pieces (a piece per chunk it was split across), so they are
  * appended to one buffer and NUL-terminated when the next element starts. The buffer grows by
  * doubling up to header_cap and never beyond: a header that does not fit is dropped whole
@@ -128,8 +128,8 @@ static void header_finish(struct http_msgbuf *m)
 		return;
 	}
 	if (!m->cur_value) {
-		/* libhttp-parser 2.9.4 reports empty values with length 0, so this is defensive:
-		 * a name without a value gets an empty one (the name's NUL is reserved). */
+		/* An empty value ("X-Empty:\r\n") may come with no value callback at all: the
+		 * name still gets an empty value (the name's NUL is reserved). */
 		m->hdr[m->hdr_len++] = '\0';
 		m->value_off[m->n_headers] = m->hdr_len - 1;
 		m->n_headers++;

@@ -276,6 +276,7 @@ void http_conn_reset(struct http_conn *c)
 	for (i = 0; i < 2; i++) {
 		c->dir[i].sync = HTTP_SYNC_NONE;
 		c->dir[i].msg_active = false;
+		c->dir[i].in_headers = false;
 		c->dir[i].orphan = false;
 		c->dir[i].stash_len = 0;
 	}

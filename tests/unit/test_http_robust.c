@@ -103,7 +103,7 @@ static void test_binary_fuzz(void **state)
 	rec_free(&r);
 }
 
-/* 1 MiB of one header: over libhttp-parser's 80 KiB limit, a parse error; memory stays within
+/* 1 MiB of one header: over HTTP_HEADER_LIMIT (80 KiB), a parse error; memory stays within
  * header_cap meanwhile: the stage's own count says so (and build/asan/ checks that the count is
  * of real allocations, freed). */
 static void test_one_mib_header(void **state)
@@ -138,7 +138,72 @@ static void test_one_mib_header(void **state)
 	free(hdr);
 }
 
-/* 40 KiB of header: accepted by libhttp-parser, over our 16 KiB cap. The big header is dropped,
+/* 1 MiB of spaces before a header's value: the parser skips them without reporting a byte, yet
+ * they are still header bytes: over HTTP_HEADER_LIMIT, a parse error, as for a value that long. */
+static void test_one_mib_of_padding(void **state)
+{
+	size_t big = 1u << 20, off;
+	char *pad = malloc(16384);
+	struct recorder r = {0};
+	struct http_tracker *t = http_tracker_new(NULL, rec_cb, &r);
+	struct conn_ref bad = test_conn(3, 1), good = test_conn(3, 2);
+
+	memset(pad, ' ', 16384);
+	feed_str(t, &bad, BP_DIR_EGRESS, "GET / HTTP/1.1\r\nX-Pad:", 1);
+	for (off = 0; off < big; off += 16384)
+		feed_bytes(t, &bad, BP_DIR_EGRESS, pad, 16384, 2, 0);
+	feed_good(t, &good, 3);
+	feed_str(t, &bad, BP_DIR_EGRESS, "v\r\n\r\n", 4);
+	feed_str(t, &bad, BP_DIR_INGRESS, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 5);
+	assert_int_equal(r.n, 1);
+	check_good(&r.ex[0], &good);
+	assert_int_equal(tracker_stats(t).parse_errors, 1);
+	feed_good(t, &bad, 6);
+	assert_int_equal(r.n, 2);
+	check_good(&r.ex[1], &bad);
+	http_tracker_free(t);
+	rec_free(&r);
+	free(pad);
+}
+
+/* Two pipelined requests with 70 and 12 KiB of headers, fed in 16 KiB chunks: the chunk that ends
+ * the first request's headers also begins the second's. Each message's headers count on their
+ * own: both are under HTTP_HEADER_LIMIT, no error. */
+static void test_big_headers_then_pipelined(void **state)
+{
+	size_t big = 70 * 1024, second = 12 * 1024, n = 0, off;
+	char *stream = malloc(big + second + 256);
+	struct recorder r = {0};
+	struct http_tracker *t = http_tracker_new(NULL, rec_cb, &r);
+	struct conn_ref conn = test_conn(4, 2);
+
+	n += (size_t)sprintf(stream + n, "GET /a HTTP/1.1\r\nX-Big: ");
+	memset(stream + n, 'x', big);
+	n += big;
+	n += (size_t)sprintf(stream + n, "\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\nX-Two: ");
+	memset(stream + n, 'y', second);
+	n += second;
+	n += (size_t)sprintf(stream + n, "\r\n");
+	for (off = 0; off < n; off += 16384)
+		feed_bytes(t, &conn, BP_DIR_EGRESS, stream + off, n - off < 16384 ? n - off : 16384, 1,
+			   0);
+	feed_str(t, &conn, BP_DIR_EGRESS, "X-More: 1\r\n\r\n", 2);
+	feed_str(t, &conn, BP_DIR_INGRESS,
+		 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+		 "HTTP/1.1 204 No Content\r\n\r\n",
+		 3);
+	assert_int_equal(tracker_stats(t).parse_errors, 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.ex[0].path, "/a");
+	assert_int_equal(r.ex[0].status, 200);
+	assert_string_equal(r.ex[1].path, "/b");
+	assert_int_equal(r.ex[1].status, 204);
+	http_tracker_free(t);
+	rec_free(&r);
+	free(stream);
+}
+
+/* 40 KiB of header: within HTTP_HEADER_LIMIT, over our 16 KiB cap. The big header is dropped,
  * headers around it are kept. */
 static void test_header_over_cap(void **state)
 {
@@ -479,6 +544,8 @@ int main(void)
 	    cmocka_unit_test(test_garbage_counted_others_fine),
 	    cmocka_unit_test(test_binary_fuzz),
 	    cmocka_unit_test(test_one_mib_header),
+	    cmocka_unit_test(test_one_mib_of_padding),
+	    cmocka_unit_test(test_big_headers_then_pipelined),
 	    cmocka_unit_test(test_header_over_cap),
 	    cmocka_unit_test(test_too_many_headers),
 	    cmocka_unit_test(test_gap_in_content_length_body),
