@@ -33,6 +33,7 @@ struct http_message {
 	size_t body_len;	 /* bytes at body */
 	uint64_t wire_body_bytes; /* body bytes after de-chunking, before inflating, never capped */
 	bool body_truncated;	 /* body (or its inflated form) exceeded the cap, or bytes were lost */
+	bool body_skipped;	 /* not kept: no consumer reads it (http_body_filter_cb); body_len 0 */
 	uint64_t first_ts_ns;	 /* first byte seen */
 	uint64_t last_ts_ns;	 /* last byte seen */
 };
@@ -55,6 +56,20 @@ struct http_exchange {
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_message_header(const struct http_message *msg, const char *name);
 
+/*
+ * Whether anyone will read an exchange's bodies. Storing and inflating a body the consumers do
+ * not read (a page, an asset, an API no rule covers) was most of the stage's cost for such
+ * exchanges. Asked at most once per exchange, when the first of its bodies that is compressed,
+ * of unknown length or longer than HTTP_BODY_KEPT_UNASKED bytes begins (smaller ones cost less
+ * to keep than to ask about). head is the exchange so far: conn, role, method, target, path,
+ * query, host and the request's headers; its bodies are empty, status 0 and its response has no
+ * headers. false: that body and, if still to come, the other one are only counted
+ * (wire_body_bytes) and delivered with body_skipped set. Runs inside http_tracker_feed, with the
+ * same restrictions as http_exchange_cb.
+ */
+typedef bool (*http_body_filter_cb)(const struct http_exchange *head, void *ctx);
+#define HTTP_BODY_KEPT_UNASKED 2048
+
 /* A field left 0 takes its default (max_conns 4096, max_pipelined 16, memory_limit 64 MiB). */
 struct http_tracker_config {
 	size_t body_cap;      /* bytes of body kept per message (default 64 KiB) */
@@ -66,6 +81,8 @@ struct http_tracker_config {
 	 * give up their idle buffers, then are evicted (their exchanges in flight are dropped and
 	 * counted); what still does not fit is refused and its message truncated. */
 	size_t memory_limit;
+	http_body_filter_cb body_filter; /* NULL: every body is kept */
+	void *body_filter_ctx;
 };
 
 /* Why exchanges in flight were dropped (struct http_tracker_stats.dropped). */
@@ -92,6 +109,7 @@ struct http_tracker_stats {
 	uint64_t memory_trimmed;	    /* idle connections whose buffers were freed for it */
 	uint64_t memory_refused;	    /* allocations refused by the budget: message truncated */
 	uint64_t alloc_failed;		    /* allocations that failed (out of memory) */
+	uint64_t bodies_skipped;	    /* non-empty bodies only counted: no consumer reads them */
 	/* Gauges, not counters. */
 	uint64_t memory_bytes;		    /* bytes charged to the budget now */
 	uint64_t memory_peak_bytes;	    /* most ever charged at once */

@@ -219,13 +219,22 @@ void http_body_gap(struct http_msgbuf *m, uint64_t len)
 {
 	m->wire_body_bytes += len;
 	m->body_truncated = true;
+	if (m->decode == HTTP_DECODE_SKIPPED)
+		return;
 	/* Keep the body a true prefix: bytes after the hole are counted, not stored. */
 	m->decode = HTTP_DECODE_STOPPED;
+}
+
+void http_body_skip(struct http_msgbuf *m)
+{
+	m->decode = HTTP_DECODE_SKIPPED;
 }
 
 /* An encoded body that ended before zlib saw its end was cut or corrupt. */
 void http_body_end(struct http_msgbuf *m)
 {
+	if (m->decode == HTTP_DECODE_SKIPPED && m->wire_body_bytes > 0)
+		m->t->stats.bodies_skipped++;
 	if (m->decode == HTTP_DECODE_RUNNING && m->wire_body_bytes > 0)
 		m->body_truncated = true;
 	if (m->decode == HTTP_DECODE_RUNNING)

@@ -41,6 +41,14 @@ enum http_decode_state {
 	HTTP_DECODE_RUNNING,  /* inflating */
 	HTTP_DECODE_DONE,     /* zlib reported the end of the stream */
 	HTTP_DECODE_STOPPED,  /* cap reached, bytes lost or stream corrupt: no more inflating */
+	HTTP_DECODE_SKIPPED,  /* no consumer reads this body: its bytes are only counted */
+};
+
+/* The body filter's answer for an exchange, kept on its request (http_body_filter_cb). */
+enum http_body_want {
+	HTTP_BODIES_UNASKED = 0,
+	HTTP_BODIES_WANTED,
+	HTTP_BODIES_UNWANTED,
 };
 
 struct http_tracker;
@@ -81,6 +89,7 @@ struct http_msgbuf {
 	int status;
 	unsigned method; /* llhttp_method_t, requests only */
 	bool method_set;
+	enum http_body_want bodies; /* requests only: the exchange's */
 	bool complete;
 };
 
@@ -220,6 +229,8 @@ void http_body_begin(struct http_msgbuf *m);
 void http_body_feed(struct http_msgbuf *m, const uint8_t *data, size_t len, size_t cap);
 void http_body_gap(struct http_msgbuf *m, uint64_t len);
 void http_body_end(struct http_msgbuf *m);
+/* After http_body_begin, for a body nobody reads: its bytes are only counted from now on. */
+void http_body_skip(struct http_msgbuf *m);
 
 /* parser.c */
 void http_dir_settings_fill(llhttp_settings_t *s);
@@ -230,7 +241,7 @@ void http_dir_eof(struct http_conn *c, enum bp_dir dir);
 
 /* tracker.c: the exchange queue, called from the parser callbacks */
 struct http_msgbuf *http_conn_req_begin(struct http_conn *c);
-const struct http_msgbuf *http_conn_req_head(const struct http_conn *c);
+struct http_msgbuf *http_conn_req_head(const struct http_conn *c);
 void http_conn_req_complete(struct http_conn *c);
 bool http_conn_resp_has_target(const struct http_conn *c);
 void http_conn_resp_complete(struct http_conn *c);
@@ -239,5 +250,9 @@ void http_conn_reset(struct http_conn *c);
 /* exchange.c */
 void http_exchange_deliver(struct http_tracker *t, struct http_conn *c, struct http_msgbuf *req,
 			   struct http_msgbuf *resp, bool cut_off);
+/* The body filter's answer for req's exchange, asked once and kept on req (true without a
+ * filter). */
+bool http_exchange_bodies_wanted(struct http_tracker *t, struct http_conn *c,
+				 struct http_msgbuf *req);
 
 #endif

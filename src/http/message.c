@@ -35,6 +35,7 @@ void http_msgbuf_reset(struct http_msgbuf *m)
 	m->status = 0;
 	m->method = 0;
 	m->method_set = false;
+	m->bodies = HTTP_BODIES_UNASKED;
 	m->complete = false;
 }
 
@@ -226,6 +227,7 @@ void http_msgbuf_view(struct http_msgbuf *m, struct http_message *out)
 	out->body_len = m->body_len;
 	out->wire_body_bytes = m->wire_body_bytes;
 	out->body_truncated = m->body_truncated;
+	out->body_skipped = m->decode == HTTP_DECODE_SKIPPED;
 	out->first_ts_ns = m->first_ts_ns;
 	out->last_ts_ns = m->last_ts_ns;
 }

@@ -132,6 +132,31 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Whether a body that is about to start is worth asking the body filter about: compressed, of
+ * unknown length, or longer than HTTP_BODY_KEPT_UNASKED. A request without a length and not
+ * chunked has no body; a response without either runs to the connection's end. */
+static inline bool body_worth_asking(const llhttp_t *p, const struct http_msgbuf *m,
+				     bool is_request)
+{
+	if (p->flags & F_CHUNKED)
+		return true;
+	if (p->flags & F_CONTENT_LENGTH)
+		return p->content_length > HTTP_BODY_KEPT_UNASKED ||
+		       (p->content_length > 0 && m->decode == HTTP_DECODE_RUNNING);
+	return !is_request;
+}
+
+/* After http_body_begin of m, a body of the exchange whose request is req: kept, or only
+ * counted when the exchange's answer is that nobody reads its bodies. */
+static inline void body_filter_apply(struct http_dir *d, struct http_msgbuf *m,
+				     struct http_msgbuf *req)
+{
+	if (req->bodies == HTTP_BODIES_UNASKED && !body_worth_asking(&d->parser, m, d->is_request))
+		return;
+	if (!http_exchange_bodies_wanted(d->conn->t, d->conn, req))
+		http_body_skip(m);
+}
+
 /* Return values are llhttp's: 1 = this response has no body, 2 = no body and no more HTTP on
  * this connection. */
 static int on_headers_complete(llhttp_t *p)
@@ -139,7 +164,7 @@ static int on_headers_complete(llhttp_t *p)
 	struct http_dir *d = dir_of(p);
 	struct http_conn *c = d->conn;
 	struct http_msgbuf *m = cur_msg(d);
-	const struct http_msgbuf *req;
+	struct http_msgbuf *req;
 	unsigned req_method = HTTP_GET;
 
 	d->in_headers = false;
@@ -151,6 +176,7 @@ static int on_headers_complete(llhttp_t *p)
 		m->method = p->method;
 		m->method_set = true;
 		http_body_begin(m);
+		body_filter_apply(d, m, m);
 		return 0;
 	}
 	m->status = p->status_code;
@@ -163,6 +189,9 @@ static int on_headers_complete(llhttp_t *p)
 	/* Whatever Content-Length says: these have no body (RFC 9112 6.3). */
 	if (m->status / 100 == 1 || m->status == 204 || m->status == 304 || req_method == HTTP_HEAD)
 		return 1;
+	/* An orphan's body is kept as before: it is counted unmatched, never delivered. */
+	if (req)
+		body_filter_apply(d, m, req);
 	return 0;
 }
 

@@ -170,7 +170,7 @@ void http_mem_zfree(void *opaque, void *p)
 	free(h);
 }
 
-const struct http_msgbuf *http_conn_req_head(const struct http_conn *c)
+struct http_msgbuf *http_conn_req_head(const struct http_conn *c)
 {
 	return c->q_count ? c->queue[c->q_head] : NULL;
 }

@@ -27,6 +27,7 @@ struct rec_msg {
 	size_t body_len;
 	uint64_t wire_body_bytes;
 	bool body_truncated;
+	bool body_skipped;
 	uint64_t first_ts_ns;
 	uint64_t last_ts_ns;
 };
@@ -76,6 +77,7 @@ static inline void rec_copy_msg(struct rec_msg *d, const struct http_message *m)
 	d->body_len = m->body_len;
 	d->wire_body_bytes = m->wire_body_bytes;
 	d->body_truncated = m->body_truncated;
+	d->body_skipped = m->body_skipped;
 	d->first_ts_ns = m->first_ts_ns;
 	d->last_ts_ns = m->last_ts_ns;
 }
