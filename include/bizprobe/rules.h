@@ -75,5 +75,9 @@ struct rules_stats {
 void rules_eval(struct rules *r, const struct rules_env *env, const struct http_exchange *ex,
 		uint64_t wall_ns);
 void rules_get_stats(const struct rules *r, struct rules_stats *out);
+/* Whether rules_eval may read the bodies of the exchange that head begins (its request's head,
+ * as http_body_filter_cb sees it): some rule's role, method, route and host match it. The
+ * status is not known yet, so it is not looked at; nor is what the rule reads. */
+bool rules_wants_bodies(struct rules *r, const struct http_exchange *head);
 
 #endif

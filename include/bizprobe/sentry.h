@@ -55,6 +55,10 @@ struct sentry_semantics;
 struct sentry_semantics *sentry_semantics_new(const struct biz_event_sink *sink,
 					      const struct sentry_config *cfg);
 void sentry_semantics_free(struct sentry_semantics *s);
+/* Whether sentry_semantics_on_exchange reads the bodies of the exchange that head begins (its
+ * request's head, as http_body_filter_cb sees it): an SDK's POST to its Sentry ingest. Not const:
+ * it may read the sending process's environment for its DSN, as on_exchange would. */
+bool sentry_semantics_wants_bodies(struct sentry_semantics *s, const struct http_exchange *head);
 /* Feeds one exchange; any exchange that is not Sentry traffic costs a few comparisons. */
 void sentry_semantics_on_exchange(struct sentry_semantics *s, const struct http_exchange *ex);
 void sentry_semantics_get_stats(const struct sentry_semantics *s, struct sentry_stats *out);

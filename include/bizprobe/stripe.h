@@ -52,6 +52,11 @@ struct stripe_semantics *stripe_semantics_new(const struct biz_event_sink *sink,
 					      const struct stripe_config *cfg);
 void stripe_semantics_free(struct stripe_semantics *s);
 
+/* Whether stripe_semantics_on_exchange reads the bodies of the exchange that head begins (its
+ * request's head, as http_body_filter_cb sees it): Stripe API calls and webhook deliveries. */
+bool stripe_semantics_wants_bodies(const struct stripe_semantics *s,
+				   const struct http_exchange *head);
+
 /* Feeds one exchange. wall_now is the wall-clock time (seconds since the epoch) used for
  * webhook timestamp tolerance and pending-attempt timeouts; ex->ts are CLOCK_MONOTONIC.
  * Exchanges that are neither Stripe API calls nor webhook deliveries are ignored. */

@@ -75,6 +75,20 @@ static void on_event(const struct business_event *ev, void *ctx)
 	recent_events_on_event(r->status_events, ev);
 }
 
+/*
+ * The HTTP stage keeps an exchange's bodies only for the consumers below that read them: Stripe
+ * API calls and webhooks, the app's Sentry traffic, the routes of the rules. Everything else
+ * (pages, assets, APIs no rule names) is counted, not stored or inflated. The trace lines of
+ * --trace show body sizes only, which are still counted.
+ */
+static bool bodies_wanted(const struct http_exchange *head, void *ctx)
+{
+	struct run_ctx *r = ctx;
+
+	return stripe_semantics_wants_bodies(r->stripe, head) ||
+	       run_sentry_wants_bodies(r->sentry, head) || run_rules_wants_bodies(r->rules, head);
+}
+
 static void on_exchange(const struct http_exchange *ex, uint64_t wall_ns, void *ctx)
 {
 	struct run_ctx *r = ctx;
@@ -402,6 +416,8 @@ int cmd_run(int argc, char **argv)
 	fprintf(stderr, "bizprobe run: status page at %s://%s/%s\n", o.tls_cert ? "https" : "http",
 		sc.listen, sc.admin_token ? " (sign in with ADMIN_API_TOKEN)"
 					  : " is off: set ADMIN_API_TOKEN");
+	o.http.body_filter = bodies_wanted;
+	o.http.body_filter_ctx = &r;
 	rc = cli_pipeline_run(&o, on_exchange, on_tick, &r);
 cleanup:
 	metrics_server_stop(srv);

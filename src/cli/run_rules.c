@@ -162,6 +162,11 @@ void run_rules_free(struct run_rules *rr)
 	free(rr);
 }
 
+bool run_rules_wants_bodies(struct run_rules *rr, const struct http_exchange *head)
+{
+	return rr && rules_wants_bodies(rr->rules, head);
+}
+
 void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
 		    const struct http_exchange *ex, uint64_t wall_ns)
 {

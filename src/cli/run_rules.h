@@ -17,6 +17,8 @@ struct run_rules;
 struct run_rules *run_rules_new(const char *path, const char *namespace_,
 				struct metrics_registry *reg);
 void run_rules_free(struct run_rules *rr);
+/* rules_wants_bodies of the rules loaded now; false without rules. */
+bool run_rules_wants_bodies(struct run_rules *rr, const struct http_exchange *head);
 void run_rules_eval(struct run_rules *rr, const struct rules_env *env,
 		    const struct http_exchange *ex, uint64_t wall_ns);
 /* Loads the file again; on an error the rules in force stay and the failure is counted. */

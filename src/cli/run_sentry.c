@@ -79,6 +79,11 @@ void run_sentry_free(struct run_sentry *rs)
 	free(rs);
 }
 
+bool run_sentry_wants_bodies(struct run_sentry *rs, const struct http_exchange *head)
+{
+	return rs && sentry_semantics_wants_bodies(rs->semantics, head);
+}
+
 void run_sentry_begin(struct run_sentry *rs, const struct http_exchange *ex)
 {
 	if (!rs)

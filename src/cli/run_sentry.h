@@ -24,6 +24,10 @@ struct run_sentry *run_sentry_new(const struct cli_opts *o, struct metrics_regis
 void run_sentry_free(struct run_sentry *rs);
 /* Around the rest of the semantics of one exchange: counts it if it is the app's Sentry report,
  * and lets the reporter read it while its events go by. */
+/* Whether the Sentry side reads the bodies of the exchange that head begins: the app's own
+ * Sentry traffic (sentry_semantics_wants_bodies). The reporter reads only exchanges whose
+ * bodies Stripe or the rules asked for. */
+bool run_sentry_wants_bodies(struct run_sentry *rs, const struct http_exchange *head);
 void run_sentry_begin(struct run_sentry *rs, const struct http_exchange *ex);
 void run_sentry_end(struct run_sentry *rs);
 void run_sentry_on_event(const struct business_event *ev, struct run_sentry *rs);

@@ -91,6 +91,11 @@ static const struct self_counter {
      .help = "Exchanges delivered with a truncated or partly lost body.",
      .from_http = true,
      UNLABELLED(HTTP_STAT(truncated))},
+    {.name = "bizprobe_http_bodies_skipped_total",
+     .help = "Message bodies counted but not kept: no consumer (Stripe, Sentry, a rule's route) "
+	     "reads their exchange's bodies.",
+     .from_http = true,
+     UNLABELLED(HTTP_STAT(bodies_skipped))},
     {.name = "bizprobe_http_incomplete_messages_total",
      .help = "Messages cut off by a connection's end.",
      .from_http = true,

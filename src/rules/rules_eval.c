@@ -223,6 +223,25 @@ void rules_eval(struct rules *r, const struct rules_env *env, const struct http_
 	rules_ctx_release(&c);
 }
 
+bool rules_wants_bodies(struct rules *r, const struct http_exchange *head)
+{
+	struct rules_path path;
+	unsigned n;
+
+	if (!r || !head)
+		return false;
+	rules_path_split(head->path, &path);
+	n = rules_index_lookup(r, head->method, &path, r->matches);
+	for (unsigned i = 0; i < n; i++) {
+		const struct rules_event *ev = &r->events[r->matches[i]];
+
+		if (head->role == ev->role &&
+		    (!ev->host || rules_host_match(ev->host, head->host ? head->host : "")))
+			return true;
+	}
+	return false;
+}
+
 void rules_get_stats(const struct rules *r, struct rules_stats *out)
 {
 	if (!r) {

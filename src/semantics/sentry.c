@@ -418,15 +418,28 @@ static bool decoded(const struct http_message *m)
 	       (n == 8 && !strncasecmp(ce, "identity", 8));
 }
 
+/* From the request alone, so that the HTTP stage can ask before the bodies arrive. */
+static bool is_ingest(struct sentry_semantics *s, const struct http_exchange *ex, bool *legacy)
+{
+	return s && ex && ex->role == HTTP_ROLE_CLIENT && !strcmp(ex->method, "POST") &&
+	       sentry_ingest_path(ex->path, legacy) && ex->conn.pid != s->self && ex->host &&
+	       is_sentry_host(s, ex->conn.pid, ex->host);
+}
+
+bool sentry_semantics_wants_bodies(struct sentry_semantics *s, const struct http_exchange *head)
+{
+	bool legacy;
+
+	return is_ingest(s, head, &legacy);
+}
+
 void sentry_semantics_on_exchange(struct sentry_semantics *s, const struct http_exchange *ex)
 {
 	struct emit_ctx c;
 	enum sentry_parse_status st;
 	bool legacy;
 
-	if (!s || !ex || ex->role != HTTP_ROLE_CLIENT || strcmp(ex->method, "POST") ||
-	    !sentry_ingest_path(ex->path, &legacy) || ex->conn.pid == s->self || !ex->host ||
-	    !is_sentry_host(s, ex->conn.pid, ex->host))
+	if (!is_ingest(s, ex, &legacy))
 		return;
 	s->stats.exchanges++;
 	c.s = s;

@@ -305,17 +305,42 @@ void stripe_semantics_flush(struct stripe_semantics *s)
 		stripe_payments_expire(s, true);
 }
 
+enum stripe_exchange_kind { STRIPE_EX_OTHER, STRIPE_EX_API, STRIPE_EX_WEBHOOK };
+
+/* From the request alone, so that the HTTP stage can ask before the bodies arrive. */
+static enum stripe_exchange_kind exchange_kind(const struct stripe_semantics *s,
+					       const struct http_exchange *ex)
+{
+	if (ex->role == HTTP_ROLE_CLIENT && host_matches(s, ex->host))
+		return STRIPE_EX_API;
+	if (ex->role == HTTP_ROLE_SERVER && !strcasecmp(ex->method, "POST") &&
+	    stripe_header(&ex->req, "Stripe-Signature"))
+		return STRIPE_EX_WEBHOOK;
+	return STRIPE_EX_OTHER;
+}
+
+bool stripe_semantics_wants_bodies(const struct stripe_semantics *s,
+				   const struct http_exchange *head)
+{
+	return s && head && exchange_kind(s, head) != STRIPE_EX_OTHER;
+}
+
 void stripe_semantics_on_exchange(struct stripe_semantics *s, const struct http_exchange *ex,
 				  time_t wall_now)
 {
 	if (!s || !ex)
 		return;
 	s->now = wall_now;
-	if (ex->role == HTTP_ROLE_CLIENT && host_matches(s, ex->host))
+	switch (exchange_kind(s, ex)) {
+	case STRIPE_EX_API:
 		api_handle(s, ex);
-	else if (ex->role == HTTP_ROLE_SERVER && !strcasecmp(ex->method, "POST") &&
-		 stripe_header(&ex->req, "Stripe-Signature"))
+		break;
+	case STRIPE_EX_WEBHOOK:
 		webhook_handle(s, ex);
+		break;
+	case STRIPE_EX_OTHER:
+		break;
+	}
 	stripe_semantics_tick(s, wall_now);
 }
 

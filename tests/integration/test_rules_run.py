@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -127,6 +128,33 @@ class RulesRun(unittest.TestCase):
             # The shop's own families, not the demo's: the rules are not shaped to one app.
             self.assertIn("shop_signups_total", families)
             self.assertIn("shop_checkout_amount", families)
+        finally:
+            self.assertEqual(run.stop(), 0, run.stderr())
+
+    def test_bodies_kept_for_rules_routes_only(self):
+        """The HTTP stage keeps a body only when a rule's route matches its exchange: a large
+        signup form still gives its plan label; large posts to a route no rule names are
+        counted, their bodies (request and answer) skipped, exactly."""
+        run = Run(self.shop.proc.pid, RULES, self.tmp)
+        try:
+            run.wait_attached()
+            pad = "x" * 4000
+            tag = os.urandom(4).hex()
+            for i in range(3):
+                form = urllib.parse.urlencode(
+                    {"email": "big%d-%s@shop.example" % (i, tag), "plan": "pro", "pad": pad})
+                self.assertEqual(post(self.shop.port, "/signup", form.encode(), {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Cookie": "lang=de"}), 201)
+            for _ in range(5):
+                self.assertEqual(post(self.shop.port, "/feedback", b"y" * 5000), 404)
+            labels = {"plan": "pro", "lang": "de"}
+            self.assertEqual(run.wait_value("shop_signups_total", labels, 3), 3)
+            self.assertEqual(run.wait_value("bizprobe_exchanges_total", {"role": "server"}, 8),
+                             8)
+            self.assertEqual(run.wait_value("bizprobe_http_bodies_skipped_total", {}, 10), 10)
+            m = scrape(run.port)
+            self.assertEqual(m.get(("bizprobe_rules_body_errors_total", ())) or 0, 0)
         finally:
             self.assertEqual(run.stop(), 0, run.stderr())
 

@@ -1195,6 +1195,55 @@ static void test_hostile(void **state)
 	assert_false(f->got[0].has_user);
 }
 
+/* What the HTTP stage asks before the bodies arrive: a rule whose role, method, route and host
+ * match the request's head, whatever its status condition; and every exchange an event is
+ * emitted for was one the stage was told to keep the bodies of. */
+static void test_wants_bodies(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *method, *target, *host;
+		enum http_role role;
+		bool want;
+	} cases[] = {
+	    {"POST", "/api/checkout", "shop.example", HTTP_ROLE_SERVER, true},
+	    {"POST", "/api/checkout?step=2", "shop.example", HTTP_ROLE_SERVER, true},
+	    {"GET", "/api/checkout", "shop.example", HTTP_ROLE_SERVER, false},
+	    {"POST", "/api/checkout", "shop.example", HTTP_ROLE_CLIENT, false},
+	    {"POST", "/api/checkout/x", "shop.example", HTTP_ROLE_SERVER, false},
+	    {"GET", "/static/app.js", "shop.example", HTTP_ROLE_SERVER, false},
+	    {"PUT", "/v2/orders/81", "api.partner.example", HTTP_ROLE_CLIENT, true},
+	    {"PUT", "/v2/orders/81", "api.partner.example:443", HTTP_ROLE_CLIENT, true},
+	    {"PUT", "/v2/orders/81", "other.example", HTTP_ROLE_CLIENT, false},
+	    {"GET", "/u/7", "", HTTP_ROLE_SERVER, true},
+	};
+
+	load(f, "version: 1\nevents:\n"
+		"  - {name: checkout, when: {method: POST, route: /api/checkout, status: 201}}\n"
+		"  - {name: order, when: {role: client, method: PUT, route: \"/v2/orders/{id}\",\n"
+		"       host: api.partner.example}}\n"
+		"  - {name: profile, when: {route: \"/u/{id}\", status: 5xx}}\n");
+	assert_false(rules_wants_bodies(NULL, NULL));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct xb x;
+
+		xb_init(&x, cases[i].method, cases[i].target, 0);
+		x.ex.host = cases[i].host;
+		x.ex.role = cases[i].role;
+		if (rules_wants_bodies(f->r, &x.ex) != cases[i].want)
+			fail_msg("%s %s on %s: wants %d", cases[i].method, cases[i].target,
+				 cases[i].host, !cases[i].want);
+		for (int status = 100; status < 600; status += 50) {
+			f->n = 0;
+			x.ex.status = status + 1;
+			eval(f, &x);
+			if (f->n && !cases[i].want)
+				fail_msg("%s %s status %d: an event, bodies not kept",
+					 cases[i].method, cases[i].target, status + 1);
+		}
+	}
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1214,6 +1263,7 @@ int main(void)
 	    T(test_histogram_values),
 	    T(test_shared_metric),
 	    T(test_hostile),
+	    T(test_wants_bodies),
 	};
 #undef T
 

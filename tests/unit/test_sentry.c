@@ -722,6 +722,35 @@ static void test_gzip_through_http_stage(void **state)
 	free(gz);
 }
 
+/* What the HTTP stage asks before the bodies arrive: exactly the exchanges on_exchange reads. */
+static void test_wants_bodies(void **state)
+{
+	struct env *e = *state;
+	struct http_exchange ex =
+	    exchange(1000, "POST", "/api/1/envelope/", "o1.ingest.sentry.io", 0, "", 0);
+
+	assert_false(sentry_semantics_wants_bodies(NULL, &ex));
+	assert_true(sentry_semantics_wants_bodies(e->s, &ex));
+	ex.path = "/api/1/store/";
+	assert_true(sentry_semantics_wants_bodies(e->s, &ex));
+	ex.host = "sentry.corp.example:8443";
+	assert_true(sentry_semantics_wants_bodies(e->s, &ex));
+	ex.host = "api.example.com";
+	assert_false(sentry_semantics_wants_bodies(e->s, &ex));
+	ex.host = "o1.ingest.sentry.io";
+	ex.role = HTTP_ROLE_SERVER;
+	assert_false(sentry_semantics_wants_bodies(e->s, &ex));
+	ex.role = HTTP_ROLE_CLIENT;
+	snprintf(ex.method, sizeof(ex.method), "GET");
+	assert_false(sentry_semantics_wants_bodies(e->s, &ex));
+	snprintf(ex.method, sizeof(ex.method), "POST");
+	ex.path = "/api/1/minidump/";
+	assert_false(sentry_semantics_wants_bodies(e->s, &ex));
+	ex = exchange((uint32_t)getpid(), "POST", "/api/1/envelope/", "o1.ingest.sentry.io", 0, "",
+		      0);
+	assert_false(sentry_semantics_wants_bodies(e->s, &ex));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -736,6 +765,7 @@ int main(void)
 	    cmocka_unit_test(test_dsn_hosts),
 	    cmocka_unit_test(test_environ_block),
 	    cmocka_unit_test_setup_teardown(test_hosts_and_outcomes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wants_bodies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dsn_from_environ, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gzip_through_http_stage, setup, teardown),
 	};

@@ -566,6 +566,35 @@ static void test_extra_host_and_namespace(void **state)
 	assert_null(metrics_registry_find(e->reg, ATTEMPTS));
 }
 
+/* What the HTTP stage asks before the bodies arrive, from the request's head alone: API calls
+ * to Stripe's hosts (and the configured ones) and signed webhook deliveries. */
+static void test_wants_bodies(void **state)
+{
+	struct env *e = *state;
+	struct tx t;
+
+	assert_false(stripe_semantics_wants_bodies(NULL, NULL));
+	tx_api(&t, "POST", "/v1/payment_intents", 0, create_pi_form, NULL);
+	assert_true(stripe_semantics_wants_bodies(e->s, &t.ex));
+	t.ex.host = "stripe-proxy.internal:8443";
+	assert_true(stripe_semantics_wants_bodies(e->s, &t.ex));
+	t.ex.host = "api.example.com";
+	assert_false(stripe_semantics_wants_bodies(e->s, &t.ex));
+	t.ex.host = "api.stripe.com";
+	t.ex.role = HTTP_ROLE_SERVER; /* a request to the app, not from it */
+	assert_false(stripe_semantics_wants_bodies(e->s, &t.ex));
+	tx_free(&t);
+
+	tx_webhook(&t, "/webhooks/stripe", strdup("{}"), NULL, T0, 0);
+	assert_true(stripe_semantics_wants_bodies(e->s, &t.ex));
+	snprintf(t.ex.method, sizeof(t.ex.method), "GET");
+	assert_false(stripe_semantics_wants_bodies(e->s, &t.ex));
+	snprintf(t.ex.method, sizeof(t.ex.method), "POST");
+	t.ex.req.n_headers--; /* no Stripe-Signature: an ordinary POST */
+	assert_false(stripe_semantics_wants_bodies(e->s, &t.ex));
+	tx_free(&t);
+}
+
 static int setup_small(void **state)
 {
 	struct business_metrics_config bcfg = {.max_label_values = 16};
@@ -851,6 +880,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_truncated_bodies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_extra_host_and_namespace, setup_proxy, teardown),
+	    cmocka_unit_test_setup_teardown(test_wants_bodies, setup_proxy, teardown),
 	    cmocka_unit_test_setup_teardown(test_label_cardinality_and_privacy, setup_small,
 					    teardown),
 	    cmocka_unit_test(test_endpoint_templates),
