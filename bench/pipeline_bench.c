@@ -19,6 +19,10 @@
  * every exchange was delivered and that the Stripe counters hold exactly the expected values,
  * so a broken pipeline fails the bench instead of looking fast.
  *
+ *   G, G_KEPT: a server's HTML page, 32 KiB gzip-compressed by the app as compression
+ *      middleware does, to keep-alive GETs on 64 connections: an exchange no consumer reads.
+ *      G runs with the body filter as run.c wires it (the body is counted, not inflated);
+ *      G_KEPT without one, keeping and inflating every body as the stage did before it.
  *   R0, R2: the rules stage alone (src/rules), 50 rules loaded as `run --rules` loads them, fed
  *      one completed exchange again and again: R0 one that no rule matches (GET of a static
  *      file), R2 one whose rule reads two JSON fields (a label from the request body, a
@@ -34,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "bizprobe/http_exchange.h"
 #include "bizprobe/metrics.h"
@@ -44,6 +49,8 @@
 
 #define A_CONNS	     64
 #define A_ROUNDS     128 /* exchanges per connection per repetition */
+#define G_PAGE_BYTES (32 * 1024)
+#define G_ROUNDS     32
 #define B_CYCLES     2048
 #define B_BATCH	     32 /* cycles in flight at once: one per tip and per API connection */
 #define B_HOOKCONNS  4
@@ -70,8 +77,10 @@ struct workload {
 	size_t n_evs, cap_evs;
 	char **bufs; /* owned message bytes */
 	size_t n_bufs;
-	uint64_t exchanges; /* expected deliveries per repetition */
-	unsigned cycles;    /* B: tips, each one succeeded payment */
+	uint64_t exchanges;	 /* expected deliveries per repetition */
+	unsigned cycles;	 /* B: tips, each one succeeded payment */
+	uint64_t bodies_skipped; /* expected per repetition */
+	bool keep_bodies;	 /* no body filter */
 };
 
 struct run_ctx {
@@ -172,6 +181,11 @@ static const char a_response[] = "HTTP/1.1 200 OK\r\n"
 				 "\r\n"
 				 "hello, bench\n";
 
+static const char g_request[] = "GET /shop HTTP/1.1\r\n"
+				"Host: shop.example\r\n"
+				"Accept-Encoding: gzip, deflate, br\r\n"
+				"\r\n";
+
 /* wrk writes each request in one call and node answers each in one SSL_write. */
 static void build_a(struct workload *w)
 {
@@ -184,6 +198,76 @@ static void build_a(struct workload *w)
 			wl_add(w, c, BP_DIR_EGRESS, a_response, sizeof(a_response) - 1);
 	}
 	w->exchanges = (uint64_t)A_CONNS * A_ROUNDS;
+}
+
+/* ---------------------------------------------------------------- G */
+
+/* A product listing: markup that repeats, names and prices that do not, as pages are. */
+static char *page_html(size_t *len)
+{
+	static const char *const words[] = {"linen", "oak",   "walnut", "copper", "wool",  "slate",
+					    "cedar", "brass", "clay",	"amber",  "birch", "flint"};
+	char *s = malloc(G_PAGE_BYTES + 512);
+	size_t n = 0;
+	unsigned x = 12345;
+
+	if (!s)
+		die("out of memory");
+	n += (size_t)sprintf(s, "<!doctype html><html><head><title>Shop</title></head>"
+				"<body><ul>\n");
+	for (unsigned i = 0; n < G_PAGE_BYTES - 200; i++) {
+		x = x * 1103515245u + 12345u;
+		n += (size_t)sprintf(s + n,
+				     "<li class=\"item\"><a href=\"/product/%u\">%s %s no. %u</a>"
+				     "<span class=\"price\">$%u.%02u</span></li>\n",
+				     x >> 12, words[(x >> 8) % 12], words[(x >> 16) % 12], i,
+				     (x >> 20) % 200, (x >> 4) % 100);
+	}
+	n += (size_t)sprintf(s + n, "</ul></body></html>\n");
+	*len = n;
+	return s;
+}
+
+static void build_g(struct workload *w, bool keep)
+{
+	size_t html_len, head_len, zcap;
+	char *html = page_html(&html_len), *resp;
+	z_stream z = {0};
+
+	w->name = keep ? "G_KEPT" : "G";
+	w->keep_bodies = keep;
+	wl_conns(w, A_CONNS);
+	zcap = compressBound(html_len) + 512;
+	resp = malloc(zcap);
+	if (!resp || deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		die("out of memory");
+	z.next_in = (Bytef *)html;
+	z.avail_in = (uInt)html_len;
+	z.next_out = (Bytef *)resp + 512;
+	z.avail_out = (uInt)(zcap - 512);
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END)
+		die("deflate");
+	head_len = (size_t)snprintf(resp, 512,
+				    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+				    "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
+				    "Content-Length: %lu\r\nDate: Fri, 28 Nov 2025 10:00:00 GMT\r\n"
+				    "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
+				    z.total_out);
+	memmove(resp + head_len, resp + 512, z.total_out);
+	w->bufs = realloc(w->bufs, (w->n_bufs + 1) * sizeof(*w->bufs));
+	if (!w->bufs)
+		die("out of memory");
+	w->bufs[w->n_bufs++] = resp;
+	for (unsigned r = 0; r < G_ROUNDS; r++) {
+		for (unsigned c = 0; c < A_CONNS; c++)
+			wl_add(w, c, BP_DIR_INGRESS, g_request, sizeof(g_request) - 1);
+		for (unsigned c = 0; c < A_CONNS; c++)
+			wl_add(w, c, BP_DIR_EGRESS, resp, head_len + z.total_out);
+	}
+	deflateEnd(&z);
+	free(html);
+	w->exchanges = (uint64_t)A_CONNS * G_ROUNDS;
+	w->bodies_skipped = keep ? 0 : w->exchanges;
 }
 
 /* ---------------------------------------------------------------- B */
@@ -539,7 +623,7 @@ static bool verify(const struct workload *w, struct http_tracker *ht, struct met
 
 	http_tracker_get_stats(ht, &hs);
 	ok = r->delivered == w->exchanges && hs.exchanges == w->exchanges && !hs.parse_errors &&
-	     !hs.truncated && !hs.unmatched;
+	     !hs.truncated && !hs.unmatched && hs.bodies_skipped == w->bodies_skipped;
 	if (w->cycles)
 		ok = ok && counter(reg, "direct_fan_payment_attempts_total", attempt) == n &&
 		     counter(reg, "direct_fan_webhook_events_total", processed) == n &&
@@ -551,15 +635,25 @@ static bool verify(const struct workload *w, struct http_tracker *ht, struct met
 	if (!ok)
 		fprintf(stderr,
 			"pipeline_bench %s: wrong result: delivered %llu (tracker %llu, parse "
-			"errors %llu) of %llu; payment attempts %.0f, webhooks %.0f, API calls "
+			"errors %llu, bodies skipped %llu) of %llu; payment attempts %.0f, "
+			"webhooks %.0f, API calls "
 			"%.0f + %.0f\n",
 			w->name, (unsigned long long)r->delivered, (unsigned long long)hs.exchanges,
-			(unsigned long long)hs.parse_errors, (unsigned long long)w->exchanges,
+			(unsigned long long)hs.parse_errors, (unsigned long long)hs.bodies_skipped,
+			(unsigned long long)w->exchanges,
 			counter(reg, "direct_fan_payment_attempts_total", attempt),
 			counter(reg, "direct_fan_webhook_events_total", processed),
 			counter(reg, "direct_fan_stripe_api_requests_total", create),
 			counter(reg, "direct_fan_stripe_api_requests_total", confirm));
 	return ok;
+}
+
+/* As src/cli/run.c's bodies_wanted, with the one consumer here that reads bodies. */
+static bool bodies_wanted(const struct http_exchange *head, void *ctx)
+{
+	const struct run_ctx *r = ctx;
+
+	return stripe_semantics_wants_bodies(r->stripe, head);
 }
 
 /* One repetition with a fresh pipeline; returns ns per exchange, or < 0 on a wrong result. */
@@ -577,7 +671,10 @@ static double run_once(const struct workload *w)
 	if (!bm)
 		die("out of memory");
 	r.stripe = stripe_semantics_new(&sink, &scfg);
-	ht = http_tracker_new(NULL, on_exchange, &r);
+	struct http_tracker_config hcfg = {.body_filter = w->keep_bodies ? NULL : bodies_wanted,
+					   .body_filter_ctx = &r};
+
+	ht = http_tracker_new(&hcfg, on_exchange, &r);
 	if (!r.stripe || !ht)
 		die("out of memory");
 	t0 = now_ns();
@@ -717,11 +814,11 @@ int main(int argc, char **argv)
 {
 	int reps = argc > 1 ? atoi(argv[1]) : 7;
 	const char *only = argc > 2 ? argv[2] : NULL;
-	struct workload a = {0}, b = {0};
+	struct workload a = {0}, b = {0}, g = {0}, gk = {0};
 	int rc = 0;
 
 	if (reps < 1) {
-		fprintf(stderr, "usage: pipeline_bench [REPETITIONS [A|B|R0|R2]]\n");
+		fprintf(stderr, "usage: pipeline_bench [REPETITIONS [A|B|G|G_KEPT|R0|R2]]\n");
 		return 2;
 	}
 	if (!only || !strcmp(only, "A")) {
@@ -732,11 +829,21 @@ int main(int argc, char **argv)
 		build_b(&b);
 		rc |= bench(&b, reps);
 	}
+	if (!only || !strcmp(only, "G")) {
+		build_g(&g, false);
+		rc |= bench(&g, reps);
+	}
+	if (!only || !strcmp(only, "G_KEPT")) {
+		build_g(&gk, true);
+		rc |= bench(&gk, reps);
+	}
 	if (!only || !strcmp(only, "R0"))
 		rc |= bench_rules("R0", false, reps);
 	if (!only || !strcmp(only, "R2"))
 		rc |= bench_rules("R2", true, reps);
 	wl_free(&a);
 	wl_free(&b);
+	wl_free(&g);
+	wl_free(&gk);
 	return rc;
 }
