@@ -76,8 +76,9 @@ void rules_eval(struct rules *r, const struct rules_env *env, const struct http_
 		uint64_t wall_ns);
 void rules_get_stats(const struct rules *r, struct rules_stats *out);
 /* Whether rules_eval may read the bodies of the exchange that head begins (its request's head,
- * as http_body_filter_cb sees it): some rule's role, method, route and host match it. The
- * status is not known yet, so it is not looked at; nor is what the rule reads. */
+ * as http_body_filter_cb sees it): some rule whose role, method, route and host match it reads
+ * a JSON or form field, for a label, its value or its user, or the user type does. The status
+ * is not known yet, so it is not looked at. */
 bool rules_wants_bodies(struct rules *r, const struct http_exchange *head);
 
 #endif

@@ -77,9 +77,9 @@ static void on_event(const struct business_event *ev, void *ctx)
 
 /*
  * The HTTP stage keeps an exchange's bodies only for the consumers below that read them: Stripe
- * API calls and webhooks, the app's Sentry traffic, the routes of the rules. Everything else
- * (pages, assets, APIs no rule names) is counted, not stored or inflated. The trace lines of
- * --trace show body sizes only, which are still counted.
+ * API calls and webhooks, the app's Sentry traffic, the routes of rules that read a body field.
+ * Everything else (pages, assets, APIs no rule reads) is counted, not stored or inflated. The
+ * trace lines of --trace show body sizes only, which are still counted.
  */
 static bool bodies_wanted(const struct http_exchange *head, void *ctx)
 {

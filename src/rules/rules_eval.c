@@ -223,6 +223,27 @@ void rules_eval(struct rules *r, const struct rules_env *env, const struct http_
 	rules_ctx_release(&c);
 }
 
+static bool rules_source_reads_body(const struct rules_source *s)
+{
+	return s->kind == RULES_SRC_REQUEST_JSON || s->kind == RULES_SRC_RESPONSE_JSON ||
+	       s->kind == RULES_SRC_REQUEST_FORM;
+}
+
+/* Whether emitting ev, or its failure event, may read a body: a label, the value, its own user
+ * or the user type. The requester's identity sources are headers, cookies and JWT claims only
+ * (RULES_KINDS_IDENTITY), never a body. */
+static bool rules_event_reads_bodies(const struct rules *r, const struct rules_event *ev)
+{
+	for (unsigned i = 0; i < ev->n_labels; i++)
+		if (rules_source_reads_body(&ev->labels[i].src))
+			return true;
+	if (ev->has_value && rules_source_reads_body(&ev->value))
+		return true;
+	if (ev->has_user && rules_source_reads_body(&ev->user))
+		return true;
+	return r->has_user_type && rules_source_reads_body(&r->user_type.src);
+}
+
 bool rules_wants_bodies(struct rules *r, const struct http_exchange *head)
 {
 	struct rules_path path;
@@ -236,7 +257,8 @@ bool rules_wants_bodies(struct rules *r, const struct http_exchange *head)
 		const struct rules_event *ev = &r->events[r->matches[i]];
 
 		if (head->role == ev->role &&
-		    (!ev->host || rules_host_match(ev->host, head->host ? head->host : "")))
+		    (!ev->host || rules_host_match(ev->host, head->host ? head->host : "")) &&
+		    rules_event_reads_bodies(r, ev))
 			return true;
 	}
 	return false;

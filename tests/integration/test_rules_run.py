@@ -132,27 +132,40 @@ class RulesRun(unittest.TestCase):
             self.assertEqual(run.stop(), 0, run.stderr())
 
     def test_bodies_kept_for_rules_routes_only(self):
-        """The HTTP stage keeps a body only when a rule's route matches its exchange: a large
-        signup form still gives its plan label; large posts to a route no rule names are
-        counted, their bodies (request and answer) skipped, exactly."""
+        """The HTTP stage keeps a body only when a rule that matches its exchange reads one: a
+        large signup form still gives its plan label; large cart posts, whose rule reads the
+        path, and large posts to a route no rule names are counted, their bodies (request and
+        answer) skipped, exactly."""
         run = Run(self.shop.proc.pid, RULES, self.tmp)
         try:
             run.wait_attached()
             pad = "x" * 4000
             tag = os.urandom(4).hex()
+            uid = None
             for i in range(3):
                 form = urllib.parse.urlencode(
                     {"email": "big%d-%s@shop.example" % (i, tag), "plan": "pro", "pad": pad})
-                self.assertEqual(post(self.shop.port, "/signup", form.encode(), {
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Cookie": "lang=de"}), 201)
+                req = urllib.request.Request(
+                    "http://127.0.0.1:%d/signup" % self.shop.port, data=form.encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded",
+                             "Cookie": "lang=de"}, method="POST")
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    self.assertEqual(r.status, 201)
+                    uid = json.loads(r.read())["user_id"]
+            # The cart rule reads the path and the X-User-Id header, no body: the event counts,
+            # the 3 KB bodies (and the answers) are skipped.
+            for _ in range(2):
+                self.assertEqual(post(self.shop.port, "/cart/bk-101",
+                                      json.dumps({"qty": 1, "pad": "z" * 3000}).encode(),
+                                      {"X-User-Id": uid}), 200)
             for _ in range(5):
                 self.assertEqual(post(self.shop.port, "/feedback", b"y" * 5000), 404)
             labels = {"plan": "pro", "lang": "de"}
             self.assertEqual(run.wait_value("shop_signups_total", labels, 3), 3)
-            self.assertEqual(run.wait_value("bizprobe_exchanges_total", {"role": "server"}, 8),
-                             8)
-            self.assertEqual(run.wait_value("bizprobe_http_bodies_skipped_total", {}, 10), 10)
+            self.assertEqual(run.wait_value("shop_cart_adds_total", {"sku": "bk-101"}, 2), 2)
+            self.assertEqual(run.wait_value("bizprobe_exchanges_total", {"role": "server"}, 10),
+                             10)
+            self.assertEqual(run.wait_value("bizprobe_http_bodies_skipped_total", {}, 14), 14)
             m = scrape(run.port)
             self.assertEqual(m.get(("bizprobe_rules_body_errors_total", ())) or 0, 0)
         finally:
