@@ -92,8 +92,8 @@ static const struct self_counter {
      .from_http = true,
      UNLABELLED(HTTP_STAT(truncated))},
     {.name = "bizprobe_http_bodies_skipped_total",
-     .help = "Message bodies counted but not kept: no consumer (Stripe, Sentry, a rule's route) "
-	     "reads their exchange's bodies.",
+     .help = "Message bodies counted but not kept: no consumer (Stripe, Sentry, a rule reading "
+	     "a body field) reads their exchange's bodies.",
      .from_http = true,
      UNLABELLED(HTTP_STAT(bodies_skipped))},
     {.name = "bizprobe_http_incomplete_messages_total",
