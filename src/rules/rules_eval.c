@@ -43,11 +43,16 @@ static bool rules_status_match(const struct rules_event *ev, int status)
 	return false;
 }
 
+/* The conditions the route index does not check, but for the status. */
+static bool rules_role_host_match(const struct rules_event *ev, const struct http_exchange *ex)
+{
+	return ex->role == ev->role &&
+	       (!ev->host || rules_host_match(ev->host, ex->host ? ex->host : ""));
+}
+
 static bool rules_event_match(const struct rules_event *ev, const struct http_exchange *ex)
 {
-	if (ex->role != ev->role || !rules_status_match(ev, ex->status))
-		return false;
-	return !ev->host || rules_host_match(ev->host, ex->host ? ex->host : "");
+	return rules_status_match(ev, ex->status) && rules_role_host_match(ev, ex);
 }
 
 /* A number written as text: "12", "-0.5", "1e3", with nothing after it; finite. */
@@ -147,8 +152,8 @@ static void rules_emit(struct rules_ctx *c, struct rules_event *ev)
  * 5xx: whatever its own status condition, a failed business flow. */
 static bool rules_failure_match(const struct rules_event *ev, const struct http_exchange *ex)
 {
-	return ev->has_sentry && ex->status >= 500 && ex->status <= 599 && ex->role == ev->role &&
-	       (!ev->host || rules_host_match(ev->host, ex->host ? ex->host : ""));
+	return ev->has_sentry && ex->status >= 500 && ex->status <= 599 &&
+	       rules_role_host_match(ev, ex);
 }
 
 static const char *rules_method_word(const char *m)
@@ -256,9 +261,7 @@ bool rules_wants_bodies(struct rules *r, const struct http_exchange *head)
 	for (unsigned i = 0; i < n; i++) {
 		const struct rules_event *ev = &r->events[r->matches[i]];
 
-		if (head->role == ev->role &&
-		    (!ev->host || rules_host_match(ev->host, head->host ? head->host : "")) &&
-		    rules_event_reads_bodies(r, ev))
+		if (rules_role_host_match(ev, head) && rules_event_reads_bodies(r, ev))
 			return true;
 	}
 	return false;
