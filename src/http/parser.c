@@ -19,11 +19,11 @@
  * start line split into tiny chunks is still recognized.
  *
  * Lost bytes (chunk->lost): inside a body whose length is known (Content-Length, or a response
- * delimited by the end of the connection) they are fed to the parser as placeholders, counted
- * in wire_body_bytes but not stored, and the message is marked truncated: the parser stays in
- * step and the exchange keeps its status and timings. Anywhere else (headers, chunked framing,
- * between messages, or more lost bytes than the body has left) the position in the stream is
- * unknown and it is a parse error as above.
+ * delimited by the end of the connection) they are stepped over, counted in wire_body_bytes
+ * but not stored, and the message is marked truncated: the parser stays in step and the
+ * exchange keeps its status and timings. A hole costs the same whatever its size. Anywhere
+ * else (headers, chunked framing, between messages, or more lost bytes than the body has left)
+ * the position in the stream is unknown and it is a parse error as above.
  */
 #include <string.h>
 
@@ -436,24 +436,35 @@ void http_dir_feed(struct http_conn *c, enum bp_dir dir, const uint8_t *data, si
 	run_parser(c, dir, data, len, ts_ns);
 }
 
-/* Zeros stand in for lost body bytes; on_body sees in_gap and only counts them. */
-static const uint8_t gap_fill[4096];
-
-static bool feed_gap(struct http_conn *c, enum bp_dir dir, uint64_t n)
+/* The last lost byte of a body goes through the parser as a placeholder (on_body sees in_gap and
+ * only counts it), so that llhttp completes the message itself. */
+static bool feed_last_lost_byte(struct http_conn *c, enum bp_dir dir)
 {
+	static const uint8_t placeholder;
 	struct http_dir *d = &c->dir[dir];
-	bool ok = true;
+	bool ok;
 
 	d->in_gap = true;
-	while (n && ok && !c->upgraded) {
-		size_t k = n < sizeof(gap_fill) ? (size_t)n : sizeof(gap_fill);
-
-		ok = run_parser(c, dir, gap_fill, k, d->cur_ts_ns);
-		n -= k;
-	}
+	ok = run_parser(c, dir, &placeholder, 1, d->cur_ts_ns);
 	/* run_parser may have reset the conn, which re-inits the dir: clear in any case. */
 	d->in_gap = false;
 	return ok;
+}
+
+/*
+ * n lost bytes that stay inside the current identity body (fewer than a Content-Length has
+ * left, or any number in a body that runs to the end of the connection), accounted as on_body
+ * would account them, without running the parser over placeholders: a 4 GiB hole would be a
+ * million calls. In such a body llhttp reads the remaining length from content_length afresh
+ * at each call (and ignores it for a body delimited by the end of the connection), so taking
+ * n off it keeps the parser in step.
+ */
+static void skip_inside_body(struct http_dir *d, struct http_msgbuf *m, uint64_t n, bool to_eof)
+{
+	if (!to_eof)
+		d->parser.content_length -= n;
+	http_body_gap(m, n);
+	touch_ts(d, m);
 }
 
 void http_dir_gap(struct http_conn *c, enum bp_dir dir, uint64_t lost)
@@ -474,15 +485,22 @@ void http_dir_gap(struct http_conn *c, enum bp_dir dir, uint64_t lost)
 		parse_error(c);
 		return;
 	}
-	/* In an identity body: content_length is what remains, unless the body runs to the end of
-	 * the connection. */
-	left = llhttp_message_needs_eof(&d->parser) ? UINT64_MAX : d->parser.content_length;
-	if (lost <= left) {
-		feed_gap(c, dir, lost);
+	if (llhttp_message_needs_eof(&d->parser)) {
+		skip_inside_body(d, m, lost, true);
 		return;
 	}
-	/* The hole runs past this body into what follows: finish this message, then resync. */
-	if (feed_gap(c, dir, left))
+	/* In an identity body with a length: content_length is what remains. */
+	left = d->parser.content_length;
+	if (lost < left) {
+		skip_inside_body(d, m, lost, false);
+		return;
+	}
+	if (left > 1)
+		skip_inside_body(d, m, left - 1, false);
+	if (left && !feed_last_lost_byte(c, dir))
+		return;
+	/* The hole runs past this body into what follows: the stream is lost until a resync. */
+	if (lost > left)
 		parse_error(c);
 }
 
