@@ -56,6 +56,8 @@ REQ = b"POST /v1/x?a=b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
 RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine"
 gz = gzip.compress(b"z" * 100000, mtime=0)
 chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+# Three ingress gaps of 4 GiB - 1 each on connection 0, no data (bit 7 lets them through whole).
+THREE_HOLES = (op(2, 0, True, high=1) + blob(b"") + u32(0xffffffff)) * 3
 tracker = [
     b"\0" + data(REQ) + data(RESP, ingress=True),
     b"\0" + data(REQ + REQ + REQ) + data(RESP + RESP, ingress=True) + data(RESP, ingress=True),
@@ -80,11 +82,10 @@ tracker = [
     # Holes of 4 GiB inside bodies: a close-delimited one, then one with a length to match.
     # These once ran the parser over every placeholder byte (over a minute here).
     b"\0" + data(b"GET / HTTP/1.1\r\n\r\n") + data(b"HTTP/1.1 200 OK\r\n\r\n", ingress=True) +
-    (op(2, 0, True, high=1) + blob(b"") + u32(0xffffffff)) * 3 + op(3),
+    THREE_HOLES + op(3),
     b"\0" + data(b"GET / HTTP/1.1\r\n\r\n") +
     data(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (3 * 0xffffffff + 2), ingress=True) +
-    (op(2, 0, True, high=1) + blob(b"") + u32(0xffffffff)) * 3 + data(b"ok", ingress=True) +
-    data(REQ) + data(RESP, ingress=True),
+    THREE_HOLES + data(b"ok", ingress=True) + data(REQ) + data(RESP, ingress=True),
 ]
 write("fuzz_http_tracker", tracker)
 
